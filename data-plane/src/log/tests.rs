@@ -202,7 +202,7 @@ fn recovery_chops_last_batch_at_every_length() {
     let (image, ends) = crash_image(40);
     let file = active_log_file(image.path());
     let full = std::fs::metadata(&file).unwrap().len();
-    let last = make_batch(1 + 39 % 3, 39, Compression::None, 20).len() as u64;
+    let last = make_batch(1, 39, Compression::None, 20).len() as u64; // batch 39 has 1 + 39 % 3 records
     for len in (full - last)..full {
         let d = tempfile::tempdir().unwrap();
         copy_dir(image.path(), d.path());
@@ -213,5 +213,475 @@ fn recovery_chops_last_batch_at_every_length() {
         f.set_len(len).unwrap();
         let end = check_recovered(d.path(), &ends);
         assert_eq!(end, ends[38], "cut at {len}");
+    }
+}
+
+/// Tiny deterministic PRNG for the corruption tests.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn recovery_survives_random_byte_flips_in_tail() {
+    let (image, ends) = crash_image(40);
+    let file = active_log_file(image.path());
+    let full = std::fs::metadata(&file).unwrap().len();
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    for _ in 0..200 {
+        let d = tempfile::tempdir().unwrap();
+        copy_dir(image.path(), d.path());
+        let path = d.path().join(file.file_name().unwrap());
+        let mut bytes = std::fs::read(&path).unwrap();
+        let tail = 400.min(full);
+        for _ in 0..1 + xorshift(&mut rng) % 3 {
+            let at = (full - tail + xorshift(&mut rng) % tail) as usize;
+            bytes[at] ^= 1 << (xorshift(&mut rng) % 8);
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let end = check_recovered(d.path(), &ends);
+        assert!(end <= ends[39]);
+    }
+}
+
+#[test]
+fn recovery_rebuilds_missing_and_garbage_indexes() {
+    let (image, ends) = crash_image(60);
+    assert!(segment_count(image.path()) > 1);
+    let log = PartitionLog::open(image.path(), cfg()).unwrap();
+    let want_ts = log.offset_for_timestamp(30).unwrap();
+    drop(log);
+    let mut first = true;
+    for e in std::fs::read_dir(image.path()).unwrap() {
+        let p = e.unwrap().path();
+        let ext = p
+            .extension()
+            .map(|x| x.to_string_lossy().to_string())
+            .unwrap_or_default();
+        if ext == "index" || ext == "timeindex" {
+            if first {
+                std::fs::write(&p, b"garbage garbage garbage!").unwrap();
+                first = false;
+            } else {
+                std::fs::remove_file(&p).unwrap();
+            }
+        }
+    }
+    let end = check_recovered(image.path(), &ends);
+    assert_eq!(end, ends[59]);
+    let log = PartitionLog::open(image.path(), cfg()).unwrap();
+    assert_eq!(log.offset_for_timestamp(30).unwrap(), want_ts);
+    assert!(want_ts.is_some());
+}
+
+#[test]
+fn read_honours_max_bytes_kip74_and_max_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 1 << 20,
+            ..cfg()
+        },
+    )
+    .unwrap();
+    let b = make_batch(2, 0, Compression::None, 100);
+    for _ in 0..10 {
+        append(&mut log, &b, 0, 1);
+    }
+    let size = b.len();
+    // KIP-74: one whole batch even if larger than max_bytes.
+    assert_eq!(
+        batches_of(&log.read(0, 1, i64::MAX).unwrap().records),
+        vec![(0, 2)]
+    );
+    assert_eq!(log.read(0, 0, i64::MAX).unwrap().records.len(), size);
+    // Exactly as many whole batches as fit.
+    assert_eq!(
+        batches_of(&log.read(3, 2 * size, i64::MAX).unwrap().records),
+        vec![(2, 2), (4, 2)]
+    );
+    assert_eq!(
+        log.read(3, 3 * size - 1, i64::MAX).unwrap().records.len(),
+        2 * size
+    );
+    // High watermark.
+    assert_eq!(
+        batches_of(&log.read(0, 1 << 20, 6).unwrap().records),
+        vec![(0, 2), (2, 2), (4, 2)]
+    );
+    assert_eq!(
+        batches_of(&log.read(0, 1 << 20, 5).unwrap().records),
+        vec![(0, 2), (2, 2), (4, 2)]
+    );
+    assert!(log.read(6, 1 << 20, 6).unwrap().records.is_empty());
+    // Bounds.
+    let r = log.read(20, 100, i64::MAX).unwrap();
+    assert!(r.records.is_empty());
+    assert_eq!((r.log_start_offset, r.log_end_offset), (0, 20));
+    assert!(matches!(
+        log.read(21, 100, i64::MAX),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    log.delete_records_before(4).unwrap();
+    assert!(matches!(
+        log.read(3, 100, i64::MAX),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    let e: crate::error::Error = log.read(3, 100, i64::MAX).unwrap_err().into();
+    assert_eq!(
+        e.kafka_error(),
+        kafka_protocol::ResponseError::OffsetOutOfRange
+    );
+}
+
+#[test]
+fn offset_for_timestamp_is_exact_for_every_codec() {
+    for compression in [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), cfg()).unwrap();
+        // Batch i holds 4 records stamped 100*i + {0,1,2,3}; record offset 4i+j.
+        for i in 0..50 {
+            append(&mut log, &make_batch(4, 100 * i, compression, 30), 0, 1);
+        }
+        for ts in [0, 1, 3, 4, 50, 99, 100, 101, 2503, 4903, 4904] {
+            let i = ts / 100;
+            let j = ts % 100;
+            let want = if j <= 3 {
+                Some((4 * i + j, ts))
+            } else if i + 1 < 50 {
+                Some((4 * (i + 1), 100 * (i + 1)))
+            } else {
+                None
+            };
+            assert_eq!(
+                log.offset_for_timestamp(ts).unwrap(),
+                want,
+                "{compression:?} ts {ts}"
+            );
+        }
+        // Records below the log start are not answers.
+        log.delete_records_before(6).unwrap();
+        assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((6, 102)));
+    }
+}
+
+#[test]
+fn offset_for_timestamp_rejects_hostile_counts_without_aborting() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), cfg()).unwrap();
+    // A CRC-valid batch that claims 2^31-1 records.
+    let mut b = make_batch(1, 10, Compression::None, 5);
+    let n = i32::MAX;
+    b[batch::RECORD_COUNT..batch::RECORD_COUNT + 4].copy_from_slice(&n.to_be_bytes());
+    b[batch::LAST_OFFSET_DELTA..batch::LAST_OFFSET_DELTA + 4]
+        .copy_from_slice(&(n - 1).to_be_bytes());
+    let crc = crc32c::crc32c(&b[batch::ATTRIBUTES..]);
+    b[batch::CRC..batch::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    let headers = parse_batches(&b, 1 << 20).unwrap();
+    log.append(&b, &headers, 0, 1).unwrap();
+    assert!(matches!(
+        log.offset_for_timestamp(10),
+        Err(LogError::Corrupt(_))
+    ));
+}
+
+#[test]
+fn log_append_time_rewrites_timestamp_with_valid_crc() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        timestamp_type: TimestampType::LogAppendTime,
+        ..cfg()
+    };
+    let mut log = PartitionLog::open(dir.path(), config).unwrap();
+    let info = append(
+        &mut log,
+        &make_batch(3, 5, Compression::Gzip, 10),
+        0,
+        777_000,
+    );
+    assert_eq!(info.log_append_time, 777_000);
+    let r = log.read(0, 1 << 20, i64::MAX).unwrap();
+    let mut b = r.records.clone();
+    let infos = RecordBatchDecoder::decode_batch_info(&mut b).unwrap();
+    assert_eq!(infos[0].timestamp_type, KTs::LogAppend);
+    assert_eq!(batch::i64_at(&r.records, batch::MAX_TIMESTAMP), 777_000);
+    assert_eq!(
+        log.offset_for_timestamp(777_000).unwrap(),
+        Some((0, 777_000))
+    );
+    assert_eq!(log.offset_for_timestamp(777_001).unwrap(), None);
+}
+
+#[test]
+fn retention_by_time_and_by_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        retention_ms: 1000,
+        segment_ms: 500,
+        ..cfg()
+    };
+    let mut log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+    // Old data (timestamps ~0), then new data (timestamps ~10_000).
+    for i in 0..40 {
+        append(&mut log, &make_batch(2, i, Compression::None, 50), 0, 100);
+    }
+    let old_end = log.log_end_offset();
+    for i in 0..40 {
+        append(
+            &mut log,
+            &make_batch(2, 10_000 + i, Compression::None, 50),
+            0,
+            100,
+        );
+    }
+    let end = log.log_end_offset();
+    let deleted = log.enforce_retention(10_500).unwrap();
+    assert!(deleted > 0);
+    assert!(log.log_start_offset() > 0 && log.log_start_offset() <= old_end);
+    check_contiguous(&log);
+    assert_eq!(log.log_end_offset(), end);
+    // Everything ages out eventually; the segment.ms roll makes the active segment deletable.
+    log.enforce_retention(100_000).unwrap();
+    assert_eq!(log.log_start_offset(), end);
+    assert_eq!(log.log_end_offset(), end);
+    assert!(log.read(end, 100, i64::MAX).unwrap().records.is_empty());
+    let info = append(
+        &mut log,
+        &make_batch(1, 5, Compression::None, 5),
+        0,
+        100_001,
+    );
+    assert_eq!(info.base_offset, end);
+
+    // Size: keep at most ~4 KiB of closed segments.
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        retention_ms: -1,
+        retention_bytes: 4096,
+        ..cfg()
+    };
+    let mut log = PartitionLog::open(dir.path(), config).unwrap();
+    for i in 0..100 {
+        append(&mut log, &make_batch(2, i, Compression::None, 50), 0, 100);
+    }
+    assert!(log.size_bytes() > 8192);
+    assert!(log.enforce_retention(200).unwrap() > 0);
+    assert!(log.size_bytes() <= 4096 + 2048, "{}", log.size_bytes());
+    check_contiguous(&log);
+    let start = log.log_start_offset();
+    drop(log);
+    let log = PartitionLog::open(dir.path(), cfg()).unwrap();
+    assert_eq!(log.log_start_offset(), start);
+}
+
+#[test]
+fn delete_records_persists_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), cfg()).unwrap();
+    for i in 0..60 {
+        append(&mut log, &make_batch(3, i, Compression::None, 40), 0, 1);
+    }
+    let before = segment_count(dir.path());
+    assert_eq!(log.delete_records_before(100).unwrap(), 100);
+    assert_eq!(log.delete_records_before(50).unwrap(), 100);
+    assert!(segment_count(dir.path()) < before);
+    assert!(matches!(
+        log.delete_records_before(1000),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    drop(log);
+    let log = PartitionLog::open(dir.path(), cfg()).unwrap();
+    assert_eq!(log.log_start_offset(), 100);
+    // Reading from log start returns the batch containing it (99..=101).
+    assert_eq!(
+        batches_of(&log.read(100, 1, i64::MAX).unwrap().records),
+        vec![(99, 3)]
+    );
+    check_contiguous(&log);
+}
+
+#[test]
+fn epoch_cache_persists_and_answers_like_kafka() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), cfg()).unwrap();
+    assert_eq!(log.latest_epoch(), None);
+    assert_eq!(log.end_offset_for_epoch(0), None);
+    let b = make_batch(2, 0, Compression::None, 10);
+    append(&mut log, &b, 1, 1); // epoch 1: 0..2
+    append(&mut log, &b, 1, 1);
+    append(&mut log, &b, 3, 1); // epoch 3: 4..6
+    append(&mut log, &b, 5, 1); // epoch 5: 6..
+    drop(log);
+    let mut log = PartitionLog::open(dir.path(), cfg()).unwrap();
+    assert_eq!(log.latest_epoch(), Some(5));
+    assert_eq!(log.end_offset_for_epoch(5), Some((5, 8)));
+    assert_eq!(log.end_offset_for_epoch(4), Some((3, 6)));
+    assert_eq!(log.end_offset_for_epoch(3), Some((3, 6)));
+    assert_eq!(log.end_offset_for_epoch(2), Some((1, 4)));
+    assert_eq!(log.end_offset_for_epoch(0), Some((0, 0)));
+    assert_eq!(log.end_offset_for_epoch(6), None);
+    // Truncation drops epochs that start at or after the new end.
+    log.truncate_to(5).unwrap();
+    assert_eq!(log.log_end_offset(), 4);
+    assert_eq!(log.latest_epoch(), Some(1));
+    drop(log);
+    let log = PartitionLog::open(dir.path(), cfg()).unwrap();
+    assert_eq!(log.end_offset_for_epoch(1), Some((1, 4)));
+}
+
+#[test]
+fn truncate_to_within_and_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), cfg()).unwrap();
+    for i in 0..100 {
+        append(&mut log, &make_batch(2, i, Compression::None, 40), 0, 1);
+    }
+    let segs = segment_count(dir.path());
+    log.truncate_to(201).unwrap(); // beyond end: no-op
+    assert_eq!(log.log_end_offset(), 200);
+    log.truncate_to(151).unwrap(); // mid-batch: the whole batch 150..=151 goes
+    assert_eq!(log.log_end_offset(), 150);
+    log.truncate_to(40).unwrap(); // across segments
+    assert_eq!(log.log_end_offset(), 40);
+    assert!(segment_count(dir.path()) < segs);
+    check_contiguous(&log);
+    assert_eq!(log.offset_for_timestamp(25).unwrap(), None);
+    assert_eq!(
+        append(&mut log, &make_batch(2, 0, Compression::None, 40), 0, 1).base_offset,
+        40
+    );
+    drop(log);
+    let mut log = PartitionLog::open(dir.path(), cfg()).unwrap();
+    assert_eq!(log.log_end_offset(), 42);
+    check_contiguous(&log);
+    log.truncate_to(0).unwrap();
+    assert_eq!(log.log_end_offset(), 0);
+    assert_eq!(
+        append(&mut log, &make_batch(1, 0, Compression::None, 1), 0, 1).base_offset,
+        0
+    );
+    log.delete_records_before(1).unwrap();
+    assert!(matches!(
+        log.truncate_to(0),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn flush_jobs_cover_appends_and_delete_removes_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("topic-0");
+    let mut log = PartitionLog::open(&path, cfg()).unwrap();
+    assert!(log.flush_job().is_none());
+    append(&mut log, &make_batch(3, 0, Compression::None, 10), 0, 1);
+    let job = log.flush_job().unwrap();
+    assert_eq!(job.end_offset, 3);
+    append(&mut log, &make_batch(3, 0, Compression::None, 10), 0, 1);
+    job.run().unwrap();
+    log.mark_flushed(job.end_offset);
+    assert_eq!(log.flushed_offset(), 3);
+    let job = log.flush_job().unwrap();
+    job.run().unwrap();
+    log.mark_flushed(job.end_offset);
+    assert!(log.flush_job().is_none());
+    log.truncate_to(2).unwrap();
+    assert_eq!(log.flushed_offset(), 0);
+    log.delete().unwrap();
+    assert!(!path.exists());
+}
+
+#[test]
+fn parse_batches_validates_framing_magic_crc_counts_and_size() {
+    let a = make_batch(3, 0, Compression::None, 10);
+    let b = make_batch(2, 0, Compression::Zstd, 10);
+    let both = [a.clone(), b.clone()].concat();
+    let hs = parse_batches(&both, 1 << 20).unwrap();
+    assert_eq!(hs.len(), 2);
+    assert_eq!(
+        (
+            hs[0].position,
+            hs[0].size,
+            hs[0].record_count,
+            hs[0].last_offset_delta
+        ),
+        (0, a.len(), 3, 2)
+    );
+    assert_eq!(
+        (hs[1].position, hs[1].compression),
+        (a.len(), Compression::Zstd)
+    );
+    assert!(matches!(
+        parse_batches(&both, a.len() - 1),
+        Err(LogError::TooLarge(_))
+    ));
+    assert!(matches!(parse_batches(&[], 100), Err(LogError::Corrupt(_))));
+    assert!(matches!(
+        parse_batches(&both[..both.len() - 1], 1 << 20),
+        Err(LogError::Corrupt(_))
+    ));
+    let mut bad = a.clone();
+    bad[batch::MAGIC] = 1;
+    assert!(matches!(
+        parse_batches(&bad, 1 << 20),
+        Err(LogError::UnsupportedForMessageFormat(_))
+    ));
+    let mut bad = a.clone();
+    *bad.last_mut().unwrap() ^= 1;
+    assert!(matches!(
+        parse_batches(&bad, 1 << 20),
+        Err(LogError::Corrupt(_))
+    ));
+    let mut bad = a.clone();
+    bad[batch::LAST_OFFSET_DELTA + 3] = 7;
+    assert!(matches!(
+        parse_batches(&bad, 1 << 20),
+        Err(LogError::Corrupt(_))
+    ));
+}
+
+mod prop {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn parse_batches_never_panics_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_batches(&bytes, 1 << 20);
+        }
+
+        #[test]
+        fn parse_batches_never_panics_on_mutated_batches(
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+            cut in any::<usize>(),
+        ) {
+            let mut bytes = [make_batch(3, 0, Compression::None, 10), make_batch(2, 0, Compression::Gzip, 10)].concat();
+            for (at, x) in flips {
+                let i = at % bytes.len();
+                bytes[i] ^= x;
+            }
+            bytes.truncate(cut % (bytes.len() + 1));
+            if let Ok(hs) = parse_batches(&bytes, 1 << 20) {
+                // Whatever passes must be framed inside the buffer and appendable.
+                for h in &hs {
+                    prop_assert!(h.position + h.size <= bytes.len());
+                }
+                let dir = tempfile::tempdir().unwrap();
+                let mut log = PartitionLog::open(dir.path(), cfg()).unwrap();
+                log.append(&bytes, &hs, 0, 1).unwrap();
+                let _ = log.offset_for_timestamp(0);
+            }
+        }
     }
 }
