@@ -135,7 +135,7 @@ pub(crate) fn check_batch(b: &[u8], position: usize) -> Result<BatchHeader, LogE
     }
     // decode_batch_info checks the CRC-32C and the compression codec. It only ever sees one
     // complete batch, so its internal length handling is already bounded by us.
-    let mut buf = Bytes::copy_from_slice(b);
+    let mut buf: &[u8] = b;
     let infos = RecordBatchDecoder::decode_batch_info(&mut buf)
         .map_err(|e| LogError::Corrupt(format!("batch at byte {position}: {e}")))?;
     let info = match infos.as_slice() {

@@ -685,3 +685,32 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn offset_for_timestamp_rejects_hostile_header_count_without_aborting() {
+    // One record with null key and value whose header count claims 2^30 headers.
+    let mut rec = vec![0u8, 0, 0, 1, 1]; // attributes, ts delta, offset delta, key -1, value -1
+    let mut n: u64 = 1 << 31; // zig-zag of 2^30
+    while n >= 0x80 {
+        rec.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    rec.push(n as u8);
+    let mut records = vec![(rec.len() as u8) << 1]; // zig-zag record length
+    records.extend_from_slice(&rec);
+    let mut b = make_batch(1, 10, Compression::None, 0);
+    b.truncate(batch::HEADER_SIZE);
+    b.extend_from_slice(&records);
+    let len = (b.len() - batch::LOG_OVERHEAD) as i32;
+    b[batch::LENGTH..batch::LENGTH + 4].copy_from_slice(&len.to_be_bytes());
+    let crc = crc32c::crc32c(&b[batch::ATTRIBUTES..]);
+    b[batch::CRC..batch::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    let headers = parse_batches(&b, 1 << 20).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), cfg()).unwrap();
+    log.append(&b, &headers, 0, 1).unwrap();
+    match log.offset_for_timestamp(10) {
+        Err(LogError::Corrupt(m)) => assert!(m.contains("header count"), "{m}"),
+        other => panic!("expected a corrupt batch, got {other:?}"),
+    }
+}
