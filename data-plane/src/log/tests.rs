@@ -714,3 +714,21 @@ fn offset_for_timestamp_rejects_hostile_header_count_without_aborting() {
         other => panic!("expected a corrupt batch, got {other:?}"),
     }
 }
+
+#[test]
+fn append_rolls_by_segment_ms() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_ms: 100,
+        segment_bytes: 1 << 20,
+        ..cfg()
+    };
+    let mut log = PartitionLog::open(dir.path(), config).unwrap();
+    let b = make_batch(1, 0, Compression::None, 1);
+    append(&mut log, &b, 0, 1_000);
+    append(&mut log, &b, 0, 1_050);
+    assert_eq!(segment_count(dir.path()), 1);
+    append(&mut log, &b, 0, 1_100);
+    assert_eq!(segment_count(dir.path()), 2);
+    check_contiguous(&log);
+}
