@@ -99,6 +99,7 @@ impl GroupCoordinator {
                 Record::Group {
                     generation,
                     protocol_type,
+                    protocol,
                     state_ts_ms,
                     ..
                 } => {
@@ -106,7 +107,13 @@ impl GroupCoordinator {
                     // and its members rejoin (their old ids get UNKNOWN_MEMBER_ID).
                     group.generation = generation;
                     group.protocol_type = protocol_type;
-                    group.state_ts_ms = state_ts_ms;
+                    // A group that was active at the crash becomes empty now, so the offsets
+                    // retention clock starts now (as when Kafka's loaded members expire).
+                    group.state_ts_ms = if protocol.is_none() {
+                        state_ts_ms
+                    } else {
+                        now_ms
+                    };
                 }
                 Record::Offset {
                     topic,

@@ -880,3 +880,30 @@ async fn group_offsets_and_generation_survive_reopen_and_torn_tail() {
     assert_eq!(j.generation_id, 2, "generation 2 record was torn, so 1 + 1");
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn group_acknowledged_commits_are_on_disk_without_shutdown() {
+    // No shutdown: what a `kill -9` leaves behind is what was fsynced before the acks.
+    let dir = tempfile::tempdir().unwrap();
+    let c = GroupCoordinator::open(dir.path(), config(Duration::ZERO), Arc::new(Topics))
+        .await
+        .unwrap();
+    let commits: Vec<_> = (0..8)
+        .map(|p| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                c.offset_commit(commit_req("solo", "", -1, &[("t", p, 100 + p as i64)]), 8)
+                    .await
+            })
+        })
+        .collect();
+    for h in commits {
+        assert_eq!(commit_errors(&h.await.unwrap()), vec![0]);
+    }
+    let after_crash = GroupCoordinator::open(dir.path(), config(Duration::ZERO), Arc::new(Topics))
+        .await
+        .unwrap();
+    let got = fetch(&after_crash, "solo", None).await;
+    assert_eq!(got.len(), 8);
+    assert!(got.iter().all(|(_, p, o, _, _)| *o == 100 + *p as i64));
+}
