@@ -907,3 +907,43 @@ async fn group_acknowledged_commits_are_on_disk_without_shutdown() {
     assert_eq!(got.len(), 8);
     assert!(got.iter().all(|(_, p, o, _, _)| *o == 100 + *p as i64));
 }
+
+#[tokio::test(start_paused = true)]
+async fn group_member_that_never_syncs_is_removed_after_rebalance_timeout() {
+    let c = coordinator().await;
+    let (a, gen) = stable_single(&c, "g").await;
+    // b uses a long session so only the sync timeout (the rebalance timeout, 20 s) can remove it.
+    let first = c
+        .join_group(join_req("g", "", None, b"m"), 5, "c", "/h")
+        .await;
+    let mut jb = join_req("g", &first.member_id, None, b"m");
+    jb.session_timeout_ms = 120_000;
+    let hb = spawn_join(&c, jb, 5);
+    let ja = c
+        .join_group(join_req("g", &a, None, b"m"), 5, "c", "/h")
+        .await;
+    let b = hb.await.unwrap().member_id.to_string();
+    assert_eq!(ja.generation_id, gen + 1);
+    let s = c
+        .sync_group(sync_req("g", &a, gen + 1, &[(&a, b"A"), (&b, b"B")]), 3)
+        .await;
+    assert_eq!(s.error_code, 0);
+    // b never sends SyncGroup.
+    let start = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        if heartbeat(&c, "g", &a, gen + 1, None).await == E::RebalanceInProgress.code() {
+            break;
+        }
+    }
+    assert!(
+        start.elapsed() <= Duration::from_secs(24),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        heartbeat(&c, "g", &b, gen + 1, None).await,
+        E::UnknownMemberId.code()
+    );
+    c.shutdown().await;
+}
