@@ -10,7 +10,19 @@
 //! depend on the control plane, billing or loadtest crates: the control plane talks to
 //! brokers only through the cell's metadata, never by linking broker code.
 
+pub mod alloc_guard;
+pub mod broker;
+pub mod codec;
 pub mod config;
+pub mod connection;
 pub mod error;
-pub mod log;
+pub mod flusher;
+pub mod fsutil;
 pub mod group;
+pub mod handler;
+pub mod log;
+pub mod partition;
+pub mod producer_ids;
+pub mod producer_state;
+pub mod server;
+pub mod topic_config;

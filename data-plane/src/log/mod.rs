@@ -19,6 +19,7 @@
 mod batch;
 mod checkpoint;
 mod index;
+mod producers;
 mod recovery;
 mod segment;
 #[cfg(test)]

@@ -1,0 +1,475 @@
+//! The broker's state: topics and their partitions, the durable topic catalog, the flusher,
+//! producer ids and the group coordinator; and the topic operations the admin APIs use.
+//!
+//! Topics are copy-on-write: a change builds a new `Arc<Topic>` and swaps it into the map,
+//! so readers never see a half-changed topic. Admin changes are serialised by one async
+//! mutex and persisted to `topics.json` before they are answered.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::config::{BrokerConfig, FsyncPolicy};
+use crate::error::{Error, Result};
+use crate::flusher::Flusher;
+use crate::fsutil::write_atomic;
+use crate::group::{GroupConfig, GroupCoordinator, TopicView};
+use crate::partition::Partition;
+use crate::producer_ids::ProducerIdAllocator;
+use crate::topic_config;
+
+/// A topic as the broker serves it.
+pub struct Topic {
+    pub name: String,
+    pub id: Uuid,
+    /// Config overrides (validated); defaults come from the broker config.
+    pub configs: BTreeMap<String, String>,
+    pub partitions: Vec<Arc<Partition>>,
+}
+
+/// What `topics.json` holds for one topic.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TopicRecord {
+    name: String,
+    id: Uuid,
+    partitions: i32,
+    configs: BTreeMap<String, String>,
+}
+
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub cluster_id: String,
+    topics: Arc<RwLock<HashMap<String, Arc<Topic>>>>,
+    admin: tokio::sync::Mutex<()>,
+    /// Broker-wide budget of request bytes read but not yet handled.
+    pub request_memory: Arc<Semaphore>,
+    pub flusher: Arc<Flusher>,
+    /// Notified whenever a high watermark advances (wakes long-polling fetches).
+    pub data_changed: Arc<Notify>,
+    pub producer_ids: ProducerIdAllocator,
+    pub groups: Arc<GroupCoordinator>,
+}
+
+/// The coordinator's view of topics: shares the broker's topic map, so the coordinator
+/// can be opened before the broker that owns it.
+struct TopicsView(Arc<RwLock<HashMap<String, Arc<Topic>>>>);
+
+impl TopicView for TopicsView {
+    fn partition_exists(&self, topic: &str, partition: i32) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(topic)
+            .is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len())
+    }
+}
+
+/// Longest topic name Kafka allows.
+const MAX_TOPIC_NAME: usize = 249;
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub fn validate_topic_name(name: &str) -> Result<()> {
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(Error::InvalidTopic(format!(
+            "topic name `{name}` is not allowed"
+        )));
+    }
+    if name.len() > MAX_TOPIC_NAME {
+        return Err(Error::InvalidTopic(format!(
+            "topic name is {} characters; the maximum is {MAX_TOPIC_NAME}",
+            name.len()
+        )));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(Error::InvalidTopic(format!(
+            "topic name `{name}` contains `{c}`; use only ASCII letters, digits, '.', '_' and '-'"
+        )));
+    }
+    Ok(())
+}
+
+impl Broker {
+    /// Open the broker's state under `config.data_dir`, recovering every partition, and
+    /// start the flusher and retention tasks (stopped by `shutdown`).
+    pub async fn open(config: BrokerConfig, shutdown: CancellationToken) -> Result<Arc<Broker>> {
+        std::fs::create_dir_all(config.data_dir.join("logs"))?;
+        let cluster_id = load_or_create_cluster_id(&config.data_dir)?;
+        let producer_ids = ProducerIdAllocator::open(config.data_dir.join("producer-ids"))?;
+        let cfg = config.clone();
+        let topics = tokio::task::spawn_blocking(move || load_topics(&cfg))
+            .await
+            .map_err(|e| Error::Storage(std::io::Error::other(e)))??;
+        info!(topics = topics.len(), %cluster_id, "broker state recovered");
+        let topics = Arc::new(RwLock::new(topics));
+        let group_config = GroupConfig {
+            min_session_timeout: config.group_min_session_timeout,
+            max_session_timeout: config.group_max_session_timeout,
+            initial_rebalance_delay: config.group_initial_rebalance_delay,
+            ..GroupConfig::default()
+        };
+        let groups = GroupCoordinator::open(
+            &config.data_dir.join("groups"),
+            group_config,
+            Arc::new(TopicsView(topics.clone())),
+        )
+        .await
+        .map_err(|e| Error::Storage(std::io::Error::other(e)))?;
+        let broker = Arc::new(Broker {
+            request_memory: Arc::new(Semaphore::new(
+                (config.max_request_bytes * 4)
+                    .min(u32::MAX as usize >> 1)
+                    .max(1 << 20),
+            )),
+            config,
+            cluster_id,
+            topics,
+            admin: tokio::sync::Mutex::new(()),
+            flusher: Arc::new(Flusher::default()),
+            data_changed: Arc::new(Notify::new()),
+            producer_ids,
+            groups,
+        });
+        tokio::spawn(
+            broker
+                .flusher
+                .clone()
+                .run(broker.data_changed.clone(), shutdown.clone()),
+        );
+        tokio::spawn(retention_loop(broker.clone(), shutdown));
+        Ok(broker)
+    }
+
+    pub fn durable_hw(&self) -> bool {
+        self.config.fsync == FsyncPolicy::Always
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .find(|t| t.id == id)
+            .cloned()
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> Result<Arc<Partition>> {
+        self.topic(topic)
+            .and_then(|t| {
+                usize::try_from(index)
+                    .ok()
+                    .and_then(|i| t.partitions.get(i).cloned())
+            })
+            .ok_or_else(|| Error::UnknownTopicOrPartition(format!("{topic}-{index}")))
+    }
+
+    /// All topics, sorted by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        let mut all: Vec<_> = self
+            .topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    fn partition_dir(&self, topic_id: Uuid, index: i32) -> PathBuf {
+        partition_dir(&self.config, topic_id, index)
+    }
+
+    /// Create a topic. `partitions` / `replication_factor` of -1 mean the broker default.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>> {
+        validate_topic_name(name)?;
+        let partitions = if partitions == -1 {
+            self.config.default_partitions
+        } else {
+            partitions
+        };
+        if !(1..=100_000).contains(&partitions) {
+            return Err(Error::InvalidPartitions(format!(
+                "number of partitions must be between 1 and 100000, got {partitions}"
+            )));
+        }
+        if replication_factor != -1 && replication_factor != 1 {
+            return Err(Error::InvalidReplicationFactor(format!(
+                "replication factor {replication_factor} is larger than the 1 available broker"
+            )));
+        }
+        topic_config::validate_all(configs.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))))?;
+        let _admin = self.admin.lock().await;
+        if self.topic(name).is_some() {
+            return Err(Error::TopicAlreadyExists(format!(
+                "topic `{name}` already exists"
+            )));
+        }
+        let id = Uuid::new_v4();
+        let log_config = topic_config::log_config(&self.config.log_defaults, &configs);
+        if validate_only {
+            return Ok(Arc::new(Topic {
+                name: name.to_string(),
+                id,
+                configs,
+                partitions: vec![],
+            }));
+        }
+        let mut parts = Vec::with_capacity(partitions as usize);
+        for i in 0..partitions {
+            parts.push(Arc::new(Partition::open(
+                &self.partition_dir(id, i),
+                name,
+                id,
+                i,
+                log_config.clone(),
+                self.durable_hw(),
+            )?));
+        }
+        let topic = Arc::new(Topic {
+            name: name.to_string(),
+            id,
+            configs,
+            partitions: parts,
+        });
+        self.install(topic.clone())?;
+        info!(topic = name, partitions, "topic created");
+        Ok(topic)
+    }
+
+    /// Swap `topic` into the map and persist the catalog.
+    fn install(&self, topic: Arc<Topic>) -> Result<()> {
+        let mut map = self.topics.write().unwrap_or_else(|e| e.into_inner());
+        map.insert(topic.name.clone(), topic);
+        persist_topics(&self.config, &map)
+    }
+
+    pub async fn delete_topic(&self, name: &str) -> Result<Uuid> {
+        let _admin = self.admin.lock().await;
+        let topic = {
+            let mut map = self.topics.write().unwrap_or_else(|e| e.into_inner());
+            let topic = map.remove(name).ok_or_else(|| {
+                Error::UnknownTopicOrPartition(format!("topic `{name}` does not exist"))
+            })?;
+            persist_topics(&self.config, &map)?;
+            topic
+        };
+        // The catalog no longer names it; leftover files after a crash are swept at start-up.
+        let dir = self.config.data_dir.join("logs").join(topic.id.to_string());
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            warn!(error = %e, dir = %dir.display(), "could not remove deleted topic's data");
+        }
+        info!(topic = name, "topic deleted");
+        Ok(topic.id)
+    }
+
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<()> {
+        let _admin = self.admin.lock().await;
+        let topic = self.topic(name).ok_or_else(|| {
+            Error::UnknownTopicOrPartition(format!("topic `{name}` does not exist"))
+        })?;
+        let current = topic.partitions.len() as i32;
+        if count <= current {
+            return Err(Error::InvalidPartitions(format!(
+                "topic `{name}` has {current} partitions; the new count must be larger, got {count}"
+            )));
+        }
+        if count > 100_000 {
+            return Err(Error::InvalidPartitions(format!(
+                "{count} partitions is more than the maximum 100000"
+            )));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let log_config = topic_config::log_config(&self.config.log_defaults, &topic.configs);
+        let mut parts = topic.partitions.clone();
+        for i in current..count {
+            parts.push(Arc::new(Partition::open(
+                &self.partition_dir(topic.id, i),
+                name,
+                topic.id,
+                i,
+                log_config.clone(),
+                self.durable_hw(),
+            )?));
+        }
+        self.install(Arc::new(Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            configs: topic.configs.clone(),
+            partitions: parts,
+        }))
+    }
+
+    /// Replace a topic's config overrides (already validated by the caller).
+    pub async fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<()> {
+        let _admin = self.admin.lock().await;
+        let topic = self.topic(name).ok_or_else(|| {
+            Error::UnknownTopicOrPartition(format!("topic `{name}` does not exist"))
+        })?;
+        let log_config = topic_config::log_config(&self.config.log_defaults, &configs);
+        for p in &topic.partitions {
+            p.update_config(log_config.clone());
+        }
+        self.install(Arc::new(Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            configs,
+            partitions: topic.partitions.clone(),
+        }))
+    }
+}
+
+fn partition_dir(config: &BrokerConfig, topic_id: Uuid, index: i32) -> PathBuf {
+    config
+        .data_dir
+        .join("logs")
+        .join(topic_id.to_string())
+        .join(index.to_string())
+}
+
+fn load_or_create_cluster_id(data_dir: &std::path::Path) -> Result<String> {
+    let path = data_dir.join("cluster-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
+        Ok(_) | Err(_) => {
+            let id = Uuid::new_v4().simple().to_string();
+            write_atomic(&path, id.as_bytes())?;
+            Ok(id)
+        }
+    }
+}
+
+fn persist_topics(config: &BrokerConfig, map: &HashMap<String, Arc<Topic>>) -> Result<()> {
+    let mut records: Vec<TopicRecord> = map
+        .values()
+        .map(|t| TopicRecord {
+            name: t.name.clone(),
+            id: t.id,
+            partitions: t.partitions.len() as i32,
+            configs: t.configs.clone(),
+        })
+        .collect();
+    records.sort_by(|a, b| a.name.cmp(&b.name));
+    let json = serde_json::to_vec_pretty(&records).map_err(std::io::Error::other)?;
+    write_atomic(&config.data_dir.join("topics.json"), &json)?;
+    Ok(())
+}
+
+fn load_topics(config: &BrokerConfig) -> Result<HashMap<String, Arc<Topic>>> {
+    let path = config.data_dir.join("topics.json");
+    let records: Vec<TopicRecord> = match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+        Err(e) => return Err(e.into()),
+    };
+    let mut map = HashMap::new();
+    for r in records {
+        let log_config = topic_config::log_config(&config.log_defaults, &r.configs);
+        let mut parts = Vec::with_capacity(r.partitions.max(0) as usize);
+        for i in 0..r.partitions {
+            parts.push(Arc::new(Partition::open(
+                &partition_dir(config, r.id, i),
+                &r.name,
+                r.id,
+                i,
+                log_config.clone(),
+                config.fsync == FsyncPolicy::Always,
+            )?));
+        }
+        map.insert(
+            r.name.clone(),
+            Arc::new(Topic {
+                name: r.name,
+                id: r.id,
+                configs: r.configs,
+                partitions: parts,
+            }),
+        );
+    }
+    // Sweep data of topics deleted just before a crash.
+    if let Ok(entries) = std::fs::read_dir(config.data_dir.join("logs")) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let known = map.values().any(|t| t.id.to_string() == name);
+            if !known {
+                warn!(dir = %entry.path().display(), "removing data of a deleted topic");
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    Ok(map)
+}
+
+async fn retention_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(
+        broker
+            .config
+            .retention_check_interval
+            .max(Duration::from_millis(100)),
+    );
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let b = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let now = now_ms();
+            for topic in b.topics() {
+                for p in &topic.partitions {
+                    match p.enforce_retention(now) {
+                        Ok(0) => {}
+                        Ok(n) => info!(topic = %p.topic, partition = p.index, segments = n, "retention deleted segments"),
+                        Err(e) => warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed"),
+                    }
+                }
+            }
+        })
+        .await;
+    }
+}

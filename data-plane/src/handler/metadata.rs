@@ -1,0 +1,114 @@
+//! Metadata: brokers, the controller, and topics with their partitions. Unknown topics are
+//! auto-created when both the client and the broker allow it (librdkafka relies on this).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::s;
+use crate::broker::{Broker, Topic};
+use crate::error::Error;
+
+pub fn broker_entry(broker: &Broker) -> MetadataResponseBroker {
+    MetadataResponseBroker::default()
+        .with_node_id(BrokerId(broker.config.node_id))
+        .with_host(s(&broker.config.advertised_host))
+        .with_port(broker.config.advertised_port as i32)
+}
+
+pub fn topic_entry(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
+    let me = BrokerId(broker.config.node_id);
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(s(&topic.name))))
+        .with_topic_id(topic.id)
+        .with_partitions(
+            topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    MetadataResponsePartition::default()
+                        .with_partition_index(p.index)
+                        .with_leader_id(me)
+                        .with_leader_epoch(p.leader_epoch)
+                        .with_replica_nodes(vec![me])
+                        .with_isr_nodes(vec![me])
+                })
+                .collect(),
+        )
+}
+
+fn error_topic(name: Option<&str>, id: Uuid, error: ResponseError) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(name.map(|n| TopicName(s(n))))
+        .with_topic_id(id)
+        .with_error_code(error.code())
+}
+
+pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> MetadataResponse {
+    // v0: an empty list means all topics; v1+: null means all topics.
+    let requested = match req.topics {
+        None => None,
+        Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) => Some(t),
+    };
+    let auto_create =
+        broker.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    let topics = match requested {
+        None => broker
+            .topics()
+            .iter()
+            .map(|t| topic_entry(broker, t))
+            .collect(),
+        Some(list) => {
+            let mut out = Vec::with_capacity(list.len());
+            for t in list {
+                let entry = match t.name {
+                    Some(name) => {
+                        let name = name.0.as_str().to_string();
+                        match broker.topic(&name) {
+                            Some(topic) => topic_entry(broker, &topic),
+                            None if auto_create => match broker
+                                .create_topic(&name, -1, -1, BTreeMap::new(), false)
+                                .await
+                            {
+                                Ok(topic) => topic_entry(broker, &topic),
+                                // Lost a race with another creator: serve what exists.
+                                Err(Error::TopicAlreadyExists(_)) => match broker.topic(&name) {
+                                    Some(topic) => topic_entry(broker, &topic),
+                                    None => error_topic(
+                                        Some(&name),
+                                        Uuid::nil(),
+                                        ResponseError::UnknownTopicOrPartition,
+                                    ),
+                                },
+                                Err(e) => error_topic(Some(&name), Uuid::nil(), e.kafka_error()),
+                            },
+                            None => error_topic(
+                                Some(&name),
+                                Uuid::nil(),
+                                ResponseError::UnknownTopicOrPartition,
+                            ),
+                        }
+                    }
+                    None => match broker.topic_by_id(t.topic_id) {
+                        Some(topic) => topic_entry(broker, &topic),
+                        None => error_topic(None, t.topic_id, ResponseError::UnknownTopicId),
+                    },
+                };
+                out.push(entry);
+            }
+            out
+        }
+    };
+    MetadataResponse::default()
+        .with_brokers(vec![broker_entry(broker)])
+        .with_cluster_id(Some(s(&broker.cluster_id)))
+        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_topics(topics)
+}

@@ -1,0 +1,116 @@
+//! Request handlers: one module per API family, and [`dispatch`], the single entry point
+//! the connection calls. Cross-cutting layers (authentication, tenant scoping, ACLs, quotas)
+//! wrap `dispatch`; handlers themselves only see a [`Session`] and typed requests.
+
+pub mod admin;
+pub mod api_versions;
+pub mod configs;
+pub mod fetch;
+pub mod groups;
+pub mod metadata;
+pub mod offsets;
+pub mod produce;
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::{RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+use tokio::task::JoinHandle;
+use tracing::warn;
+
+use crate::broker::Broker;
+use crate::codec::Request;
+use crate::connection::Session;
+
+/// What a handler hands back to the connection.
+pub enum Reply {
+    /// The response is ready.
+    Ready(ResponseKind),
+    /// The response comes later (durability wait, long poll); it still goes out in order.
+    Later(JoinHandle<ResponseKind>),
+    /// No response on the wire (acks=0 produce).
+    None,
+}
+
+/// Run `fut` as its own task so a slow wait does not hold up reading further requests.
+fn later<F>(fut: F) -> Reply
+where
+    F: std::future::Future<Output = ResponseKind> + Send + 'static,
+{
+    Reply::Later(tokio::spawn(fut))
+}
+
+pub(crate) fn s(value: &str) -> StrBytes {
+    StrBytes::from_string(value.to_string())
+}
+
+/// Route a decoded request to its handler.
+pub async fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request) -> Reply {
+    let v = request.version();
+    let b = broker.clone();
+    match request.body {
+        RequestKind::ApiVersions(_) => {
+            Reply::Ready(ResponseKind::ApiVersions(api_versions::response()))
+        }
+        RequestKind::Metadata(r) => later(async move { metadata::handle(&b, r, v).await.into() }),
+        RequestKind::Produce(r) => produce::handle(broker, session, r, v).await,
+        RequestKind::Fetch(r) => later(async move { fetch::handle(&b, r, v).await.into() }),
+        RequestKind::ListOffsets(r) => Reply::Ready(offsets::list_offsets(broker, r, v).into()),
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            Reply::Ready(offsets::offset_for_leader_epoch(broker, r).into())
+        }
+        RequestKind::DeleteRecords(r) => Reply::Ready(offsets::delete_records(broker, r).into()),
+        RequestKind::CreateTopics(r) => {
+            later(async move { admin::create_topics(&b, r, v).await.into() })
+        }
+        RequestKind::DeleteTopics(r) => {
+            later(async move { admin::delete_topics(&b, r, v).await.into() })
+        }
+        RequestKind::CreatePartitions(r) => {
+            later(async move { admin::create_partitions(&b, r).await.into() })
+        }
+        RequestKind::DescribeCluster(r) => Reply::Ready(admin::describe_cluster(broker, r).into()),
+        RequestKind::InitProducerId(r) => Reply::Ready(admin::init_producer_id(broker, r).into()),
+        RequestKind::DescribeConfigs(r) => Reply::Ready(configs::describe(broker, r, v).into()),
+        RequestKind::AlterConfigs(r) => later(async move { configs::alter(&b, r).await.into() }),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            later(async move { configs::incremental_alter(&b, r).await.into() })
+        }
+        RequestKind::FindCoordinator(r) => {
+            Reply::Ready(groups::find_coordinator(broker, r, v).into())
+        }
+        RequestKind::JoinGroup(r) => {
+            let (client_id, host) = (
+                request
+                    .header
+                    .client_id
+                    .as_ref()
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+                session.peer.ip().to_string(),
+            );
+            later(async move { b.groups.join_group(r, v, &client_id, &host).await.into() })
+        }
+        RequestKind::SyncGroup(r) => later(async move { b.groups.sync_group(r, v).await.into() }),
+        RequestKind::Heartbeat(r) => later(async move { b.groups.heartbeat(r, v).await.into() }),
+        RequestKind::LeaveGroup(r) => later(async move { b.groups.leave_group(r, v).await.into() }),
+        RequestKind::OffsetCommit(r) => {
+            later(async move { b.groups.offset_commit(r, v).await.into() })
+        }
+        RequestKind::OffsetFetch(r) => {
+            later(async move { b.groups.offset_fetch(r, v).await.into() })
+        }
+        RequestKind::DescribeGroups(r) => {
+            later(async move { b.groups.describe_groups(r, v).await.into() })
+        }
+        RequestKind::ListGroups(r) => later(async move { b.groups.list_groups(r, v).await.into() }),
+        RequestKind::DeleteGroups(r) => {
+            later(async move { b.groups.delete_groups(r, v).await.into() })
+        }
+        other => {
+            // Decoding only admits APIs listed in `api_versions`, so this is a wiring bug.
+            warn!(request = ?std::mem::discriminant(&other), "no handler for an advertised API");
+            Reply::Ready(ResponseKind::ApiVersions(api_versions::response()))
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Offset queries and moves: ListOffsets (earliest, latest, by timestamp),
+//! OffsetForLeaderEpoch, DeleteRecords.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{
+    DeleteRecordsRequest, DeleteRecordsResponse, ListOffsetsRequest, ListOffsetsResponse,
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+};
+use kafka_protocol::ResponseError;
+
+use crate::broker::Broker;
+use crate::error::Result;
+use crate::partition::Partition;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+
+/// Checks a client's view of the leader epoch against ours.
+fn check_epoch(p: &Partition, current_leader_epoch: i32) -> std::result::Result<(), ResponseError> {
+    if current_leader_epoch < 0 || current_leader_epoch == p.leader_epoch {
+        Ok(())
+    } else if current_leader_epoch < p.leader_epoch {
+        Err(ResponseError::FencedLeaderEpoch)
+    } else {
+        Err(ResponseError::UnknownLeaderEpoch)
+    }
+}
+
+pub fn list_offsets(
+    broker: &Arc<Broker>,
+    req: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.as_str().to_string();
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|lp| {
+                    let mut r = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(lp.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1)
+                        .with_leader_epoch(-1);
+                    match broker.partition(&name, lp.partition_index) {
+                        Err(e) => r.error_code = e.kafka_code(),
+                        Ok(p) => match check_epoch(&p, lp.current_leader_epoch) {
+                            Err(e) => r.error_code = e.code(),
+                            Ok(()) => match lookup(&p, lp.timestamp) {
+                                Ok(Some((offset, ts))) => {
+                                    r.offset = offset;
+                                    r.timestamp = ts;
+                                    if version >= 4 {
+                                        r.leader_epoch = p.leader_epoch;
+                                    }
+                                }
+                                Ok(None) => {}
+                                Err(e) => r.error_code = e.kafka_code(),
+                            },
+                        },
+                    }
+                    r
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+fn lookup(p: &Partition, timestamp: i64) -> Result<Option<(i64, i64)>> {
+    match timestamp {
+        LATEST => Ok(Some((p.high_watermark(), -1))),
+        EARLIEST => Ok(Some((p.log_start_offset(), -1))),
+        ts if ts >= 0 => p.offset_for_timestamp(ts),
+        other => Err(crate::error::Error::InvalidRequest(format!(
+            "unsupported ListOffsets timestamp {other}"
+        ))),
+    }
+}
+
+pub fn offset_for_leader_epoch(
+    broker: &Arc<Broker>,
+    req: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.topic.0.as_str().to_string();
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|op| {
+                    let mut r = EpochEndOffset::default()
+                        .with_partition(op.partition)
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1);
+                    match broker.partition(&name, op.partition) {
+                        Err(e) => r.error_code = e.kafka_code(),
+                        Ok(p) => match check_epoch(&p, op.current_leader_epoch) {
+                            Err(e) => r.error_code = e.code(),
+                            Ok(()) => {
+                                if let Some((epoch, end)) = p.end_offset_for_epoch(op.leader_epoch)
+                                {
+                                    r.leader_epoch = epoch;
+                                    r.end_offset = end;
+                                }
+                            }
+                        },
+                    }
+                    r
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default()
+                .with_topic(t.topic)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}
+
+pub fn delete_records(broker: &Arc<Broker>, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.as_str().to_string();
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|dp| {
+                    let mut r = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(dp.partition_index)
+                        .with_low_watermark(-1);
+                    match broker
+                        .partition(&name, dp.partition_index)
+                        .and_then(|p| p.delete_records_before(dp.offset))
+                    {
+                        Ok(low) => r.low_watermark = low,
+                        Err(e) => r.error_code = e.kafka_code(),
+                    }
+                    r
+                })
+                .collect();
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    DeleteRecordsResponse::default().with_topics(topics)
+}
