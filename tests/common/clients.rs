@@ -1,0 +1,103 @@
+//! rdkafka client builders shared by the integration tests.
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::{BaseProducer, FutureProducer};
+use rdkafka::{Offset, TopicPartitionList};
+
+pub fn base_config(addr: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", addr)
+        .set("socket.timeout.ms", "10000")
+        .set("message.timeout.ms", "30000")
+        .set("topic.metadata.refresh.interval.ms", "1000")
+        .set("broker.address.family", "v4");
+    c
+}
+
+pub fn admin(addr: &str) -> AdminClient<DefaultClientContext> {
+    base_config(addr).create().expect("admin client")
+}
+
+pub fn future_producer(addr: &str, extra: &[(&str, &str)]) -> FutureProducer {
+    let mut c = base_config(addr);
+    for (k, v) in extra {
+        c.set(*k, *v);
+    }
+    c.create().expect("producer")
+}
+
+pub fn base_producer(addr: &str, extra: &[(&str, &str)]) -> BaseProducer {
+    let mut c = base_config(addr);
+    for (k, v) in extra {
+        c.set(*k, *v);
+    }
+    c.create().expect("producer")
+}
+
+/// A consumer with no group: partitions are assigned by hand.
+pub fn assigned_consumer(addr: &str, topic: &str, partitions: i32, from: Offset) -> BaseConsumer {
+    let consumer: BaseConsumer = base_config(addr)
+        .set("group.id", "unused-manual-assignment")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, from).expect("offset");
+    }
+    consumer.assign(&tpl).expect("assign");
+    consumer
+}
+
+/// Poll until `want` messages were seen or `timeout` passes; `f` sees each message.
+pub fn consume_n(
+    consumer: &BaseConsumer,
+    want: usize,
+    timeout: Duration,
+    mut f: impl FnMut(&BorrowedMessage<'_>),
+) -> usize {
+    let deadline = Instant::now() + timeout;
+    let mut seen = 0;
+    while seen < want && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                f(&m);
+                seen += 1;
+            }
+            Some(Err(e)) => panic!("consume error: {e}"),
+            None => {}
+        }
+    }
+    seen
+}
+
+pub async fn create_topic(addr: &str, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let admin = admin(addr);
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        topic = topic.set(k, v);
+    }
+    let res = admin
+        .create_topics(
+            [&topic],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("create_topics request");
+    for r in res {
+        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+    }
+}
+
+pub fn payload<'a>(m: &'a BorrowedMessage<'_>) -> &'a [u8] {
+    m.payload().unwrap_or_default()
+}
