@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README gives it: `bash tests/run-all.sh`.
+# Works on a fresh Debian machine with the Rust toolchain: installs kcat (Debian) and the
+# Python Kafka clients (PyPI, into a venv) when they are missing, builds once into a
+# target dir outside the clone, then runs formatting and lint checks, the Rust tests
+# (unit, integration against real broker processes, fuzz properties) and the Python
+# client suite (confluent-kafka, kafka-python, kcat).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+CACHE=${TRIBUTARY_CACHE:-$HOME/.cache/tributary}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE/target}
+mkdir -p "$CACHE"
+
+step() { printf '\n=== %s (%ss)\n' "$*" "$SECONDS"; }
+
+step "prerequisites"
+if ! command -v kcat >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null
+  else
+    echo "kcat is missing: sudo apt-get install kcat" >&2; exit 1
+  fi
+fi
+VENV=$CACHE/venv
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
+echo "kcat: $(kcat -V 2>&1 | grep -o 'librdkafka [0-9.]*' | head -1); python: $("$VENV/bin/python" -c 'import confluent_kafka, kafka; print("confluent-kafka", confluent_kafka.version()[0], "kafka-python", kafka.__version__)')"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "build"
+cargo build --workspace --all-targets --quiet
+
+step "rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast --failure-output final
+else
+  cargo test --workspace --no-fail-fast
+fi
+
+step "python client suite"
+TRIBUTARY_BIN="$CARGO_TARGET_DIR/debug/tributary" "$VENV/bin/python" -m pytest -q tests/python
