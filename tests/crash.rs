@@ -91,7 +91,7 @@ async fn acknowledged_records_survive_repeated_sigkill() {
                 i += 1;
                 sent.store(i, std::sync::atomic::Ordering::Relaxed);
                 producer.poll(Duration::ZERO);
-                if i % 50 == 0 {
+                if i.is_multiple_of(50) {
                     std::thread::sleep(Duration::from_millis(2));
                 }
             }

@@ -365,7 +365,7 @@ async fn retention_deletes_old_segments() {
         &broker.addr,
         &[("linger.ms", "0"), ("batch.num.messages", "10")],
     );
-    for i in 0..2000 {
+    for i in 0..2000u32 {
         let v = format!("{i:0>100}");
         producer
             .send(
@@ -374,7 +374,7 @@ async fn retention_deletes_old_segments() {
                     .partition(0),
             )
             .unwrap();
-        if i % 100 == 0 {
+        if i.is_multiple_of(100) {
             producer.flush(Duration::from_secs(10)).unwrap();
         }
     }

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, ResponseKind};
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -133,7 +133,7 @@ async fn read_requests(
                     api_key: ApiKey::ApiVersions,
                     version: 0,
                     correlation_id,
-                    reply: Reply::Ready(ResponseKind::ApiVersions(unsupported_api_versions())),
+                    reply: Reply::ready(unsupported_api_versions()),
                 }
             }
             Err(e) => {
@@ -158,7 +158,7 @@ async fn write_replies(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>)
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     while let Some(out) = rx.recv().await {
         let body = match out.reply {
-            Reply::Ready(body) => body,
+            Reply::Ready(body) => *body,
             Reply::Later(handle) => match handle.await {
                 Ok(body) => body,
                 Err(e) => {

@@ -24,12 +24,18 @@ use crate::connection::Session;
 
 /// What a handler hands back to the connection.
 pub enum Reply {
-    /// The response is ready.
-    Ready(ResponseKind),
+    /// The response is ready (boxed: `ResponseKind` is large and replies are queued).
+    Ready(Box<ResponseKind>),
     /// The response comes later (durability wait, long poll); it still goes out in order.
     Later(JoinHandle<ResponseKind>),
     /// No response on the wire (acks=0 produce).
     None,
+}
+
+impl Reply {
+    pub fn ready(body: impl Into<ResponseKind>) -> Reply {
+        Reply::Ready(Box::new(body.into()))
+    }
 }
 
 /// Run `fut` as its own task so a slow wait does not hold up reading further requests.
@@ -49,17 +55,15 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request)
     let v = request.version();
     let b = broker.clone();
     match request.body {
-        RequestKind::ApiVersions(_) => {
-            Reply::Ready(ResponseKind::ApiVersions(api_versions::response()))
-        }
+        RequestKind::ApiVersions(_) => Reply::ready(api_versions::response()),
         RequestKind::Metadata(r) => later(async move { metadata::handle(&b, r, v).await.into() }),
         RequestKind::Produce(r) => produce::handle(broker, session, r, v).await,
         RequestKind::Fetch(r) => later(async move { fetch::handle(&b, r, v).await.into() }),
-        RequestKind::ListOffsets(r) => Reply::Ready(offsets::list_offsets(broker, r, v).into()),
+        RequestKind::ListOffsets(r) => Reply::ready(offsets::list_offsets(broker, r, v)),
         RequestKind::OffsetForLeaderEpoch(r) => {
-            Reply::Ready(offsets::offset_for_leader_epoch(broker, r).into())
+            Reply::ready(offsets::offset_for_leader_epoch(broker, r))
         }
-        RequestKind::DeleteRecords(r) => Reply::Ready(offsets::delete_records(broker, r).into()),
+        RequestKind::DeleteRecords(r) => Reply::ready(offsets::delete_records(broker, r)),
         RequestKind::CreateTopics(r) => {
             later(async move { admin::create_topics(&b, r, v).await.into() })
         }
@@ -69,16 +73,14 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request)
         RequestKind::CreatePartitions(r) => {
             later(async move { admin::create_partitions(&b, r).await.into() })
         }
-        RequestKind::DescribeCluster(r) => Reply::Ready(admin::describe_cluster(broker, r).into()),
-        RequestKind::InitProducerId(r) => Reply::Ready(admin::init_producer_id(broker, r).into()),
-        RequestKind::DescribeConfigs(r) => Reply::Ready(configs::describe(broker, r, v).into()),
+        RequestKind::DescribeCluster(r) => Reply::ready(admin::describe_cluster(broker, r)),
+        RequestKind::InitProducerId(r) => Reply::ready(admin::init_producer_id(broker, r)),
+        RequestKind::DescribeConfigs(r) => Reply::ready(configs::describe(broker, r, v)),
         RequestKind::AlterConfigs(r) => later(async move { configs::alter(&b, r).await.into() }),
         RequestKind::IncrementalAlterConfigs(r) => {
             later(async move { configs::incremental_alter(&b, r).await.into() })
         }
-        RequestKind::FindCoordinator(r) => {
-            Reply::Ready(groups::find_coordinator(broker, r, v).into())
-        }
+        RequestKind::FindCoordinator(r) => Reply::ready(groups::find_coordinator(broker, r, v)),
         RequestKind::JoinGroup(r) => {
             let (client_id, host) = (
                 request
@@ -110,7 +112,7 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request)
         other => {
             // Decoding only admits APIs listed in `api_versions`, so this is a wiring bug.
             warn!(request = ?std::mem::discriminant(&other), "no handler for an advertised API");
-            Reply::Ready(ResponseKind::ApiVersions(api_versions::response()))
+            Reply::ready(api_versions::response())
         }
     }
 }

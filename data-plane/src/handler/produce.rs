@@ -88,7 +88,7 @@ pub async fn handle(
     }
     let mut response = ProduceResponse::default().with_responses(topics);
     if waits.is_empty() {
-        return Reply::Ready(ResponseKind::Produce(response));
+        return Reply::ready(response);
     }
     Reply::Later(tokio::spawn(async move {
         for (t, p, wait) in waits {
