@@ -115,8 +115,9 @@ def test_group_rebalance_exactly_once(broker):
             _check_committed_not_regressed(consumers["c1"], tr, topic)
             consumers.pop("c1").close()
             stage = 3
-        elif stage == 3 and all(sum(map(len, [c.assignment()])) for c in consumers.values()) \
+        elif stage == 3 and all(c.assignment() for c in consumers.values()) \
                 and sum(len(c.assignment()) for c in consumers.values()) == PARTITIONS:
+            # c2 and c3 now share all partitions
             produced += _produce(broker.bootstrap, topic, 6000, 1500)
             stage = 4
         elif stage == 4 and n >= len(produced):
