@@ -189,6 +189,15 @@ impl Partition {
             .filter(|(offset, _)| *offset < hw))
     }
 
+    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>> {
+        let hw = self.high_watermark();
+        Ok(self
+            .read_state()
+            .log
+            .max_timestamp_offset()?
+            .filter(|(offset, _)| *offset < hw))
+    }
+
     pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
         let state = self.read_state();
         if epoch >= self.leader_epoch {

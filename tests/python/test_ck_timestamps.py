@@ -55,8 +55,7 @@ def test_offsets_for_times_exact(broker):
     finally:
         c.close()
 
-    # Admin list_offsets: for_timestamp, earliest, latest (max_timestamp is not tested: the
-    # broker advertises ListOffsets v6, and the -3 spec needs v7 / KIP-734)
+    # Admin list_offsets: for_timestamp, earliest, latest, max_timestamp (KIP-734)
     a = admin(broker.bootstrap)
     tp = TopicPartition(topic, 0)
     r = a.list_offsets({tp: OffsetSpec.for_timestamp(BASE + 77 * STEP)}, request_timeout=10)
@@ -65,6 +64,11 @@ def test_offsets_for_times_exact(broker):
     for spec, want in [(OffsetSpec.earliest(), 0), (OffsetSpec.latest(), len(p1))]:
         r = a.list_offsets({TopicPartition(topic, 1): spec}, request_timeout=10)
         assert list(r.values())[0].result(timeout=10).offset == want
+    # partition 1's largest timestamp is BASE + 3000 at offset 4; partition 0's is the last record
+    for part, want_offset, want_ts in [(1, 4, BASE + 3000), (0, N - 1, BASE + (N - 1) * STEP)]:
+        r = a.list_offsets({TopicPartition(topic, part): OffsetSpec.max_timestamp()}, request_timeout=10)
+        info = list(r.values())[0].result(timeout=10)
+        assert (info.offset, info.timestamp) == (want_offset, want_ts), info
 
     # the record timestamps come back as produced (CreateTime)
     msgs = consume_partitions(broker.bootstrap, topic, [0], N, timeout=20)

@@ -24,6 +24,8 @@ use crate::partition::Partition;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
+/// KIP-734: the offset of the record with the largest timestamp.
+const MAX_TIMESTAMP: i64 = -3;
 
 /// Checks a client's view of the leader epoch against ours.
 fn check_epoch(p: &Partition, current_leader_epoch: i32) -> std::result::Result<(), ResponseError> {
@@ -87,6 +89,7 @@ fn lookup(p: &Partition, timestamp: i64) -> Result<Option<(i64, i64)>> {
     match timestamp {
         LATEST => Ok(Some((p.high_watermark(), -1))),
         EARLIEST => Ok(Some((p.log_start_offset(), -1))),
+        MAX_TIMESTAMP => p.max_timestamp_offset(),
         ts if ts >= 0 => p.offset_for_timestamp(ts),
         other => Err(crate::error::Error::InvalidRequest(format!(
             "unsupported ListOffsets timestamp {other}"

@@ -380,6 +380,21 @@ impl PartitionLog {
         Ok(None)
     }
 
+    /// The record with the largest timestamp (ListOffsets' MAX_TIMESTAMP, KIP-734): its offset
+    /// and timestamp, or None for an empty log. The first such record if several share it.
+    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
+        let max = self
+            .segments
+            .values()
+            .filter(|seg| !seg.is_empty() && seg.next_offset > self.log_start)
+            .map(|seg| seg.max_timestamp)
+            .max();
+        match max {
+            Some(ts) if ts >= 0 => self.offset_for_timestamp(ts),
+            _ => Ok(None),
+        }
+    }
+
     /// DeleteRecords: advance the log start to `offset` (persisted before any file is removed)
     /// and drop whole segments below it. Returns the new log start.
     pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, LogError> {
