@@ -11,7 +11,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
-use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 
 use super::s;
@@ -21,7 +20,7 @@ use crate::error::Error;
 /// Upper bound on how long a fetch may wait, whatever the client asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
-pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> FetchResponse {
+pub async fn handle(broker: &Arc<Broker>, req: FetchRequest) -> FetchResponse {
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let deadline = Instant::now() + wait;
     loop {
@@ -30,15 +29,15 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
         let notified = broker.data_changed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (response, bytes) = read_once(broker, &req, version);
-        let enough = bytes >= req.min_bytes.max(0) as usize || bytes > 0 && req.min_bytes <= 1;
+        let (response, bytes) = read_once(broker, &req);
+        let enough = bytes >= req.min_bytes.max(0) as usize;
         if enough || Instant::now() >= deadline || has_errors(&response) {
             return response;
         }
         tokio::select! {
             _ = notified => {}
             _ = tokio::time::sleep_until(deadline) => {
-                return read_once(broker, &req, version).0;
+                return read_once(broker, &req).0;
             }
         }
     }
@@ -51,7 +50,7 @@ fn has_errors(resp: &FetchResponse) -> bool {
 }
 
 /// One pass over the requested partitions: the response and the record bytes it carries.
-fn read_once(broker: &Broker, req: &FetchRequest, version: i16) -> (FetchResponse, usize) {
+fn read_once(broker: &Broker, req: &FetchRequest) -> (FetchResponse, usize) {
     let mut remaining = if req.max_bytes <= 0 {
         i32::MAX as usize
     } else {
@@ -76,23 +75,20 @@ fn read_once(broker: &Broker, req: &FetchRequest, version: i16) -> (FetchRespons
             if req.isolation_level == 1 {
                 pd.aborted_transactions = Some(vec![]);
             }
-            match broker.partition(name, fp.partition) {
-                Err(e) => pd.error_code = e.kafka_code(),
+            // current_leader_epoch decodes as -1 (no check) before v9.
+            match super::offsets::leader_partition(
+                broker,
+                name,
+                fp.partition,
+                fp.current_leader_epoch,
+            ) {
+                Err(code) => pd.error_code = code,
                 Ok(p) => {
                     let hw = p.high_watermark();
                     pd.high_watermark = hw;
                     pd.last_stable_offset = hw;
                     pd.log_start_offset = p.log_start_offset();
-                    if version >= 9
-                        && fp.current_leader_epoch >= 0
-                        && fp.current_leader_epoch != p.leader_epoch
-                    {
-                        pd.error_code = if fp.current_leader_epoch < p.leader_epoch {
-                            ResponseError::FencedLeaderEpoch.code()
-                        } else {
-                            ResponseError::UnknownLeaderEpoch.code()
-                        };
-                    } else if fp.fetch_offset > hw && fp.fetch_offset <= p.log_end_offset() {
+                    if fp.fetch_offset > hw && fp.fetch_offset <= p.log_end_offset() {
                         // Appended but not yet durable: nothing to serve yet, not an error.
                     } else {
                         let max = (fp.partition_max_bytes.max(0) as usize).min(remaining);
@@ -106,11 +102,10 @@ fn read_once(broker: &Broker, req: &FetchRequest, version: i16) -> (FetchRespons
                                     remaining = remaining.saturating_sub(n);
                                     pd.records = Some(read.records);
                                 }
-                                Err(e @ Error::OffsetOutOfRange(_)) => {
-                                    pd.error_code = e.kafka_code()
-                                }
                                 Err(e) => {
-                                    tracing::warn!(error = %e, "fetch read failed");
+                                    if !matches!(e, Error::OffsetOutOfRange(_)) {
+                                        tracing::warn!(error = %e, "fetch read failed");
+                                    }
                                     pd.error_code = e.kafka_code();
                                 }
                             }

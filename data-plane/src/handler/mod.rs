@@ -58,7 +58,7 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request)
         RequestKind::ApiVersions(_) => Reply::ready(api_versions::response()),
         RequestKind::Metadata(r) => later(async move { metadata::handle(&b, r, v).await.into() }),
         RequestKind::Produce(r) => produce::handle(broker, session, r, v).await,
-        RequestKind::Fetch(r) => later(async move { fetch::handle(&b, r, v).await.into() }),
+        RequestKind::Fetch(r) => later(async move { fetch::handle(&b, r).await.into() }),
         RequestKind::ListOffsets(r) => Reply::ready(offsets::list_offsets(broker, r, v)),
         RequestKind::OffsetForLeaderEpoch(r) => {
             Reply::ready(offsets::offset_for_leader_epoch(broker, r))

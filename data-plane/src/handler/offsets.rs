@@ -27,14 +27,21 @@ const EARLIEST: i64 = -2;
 /// KIP-734: the offset of the record with the largest timestamp.
 const MAX_TIMESTAMP: i64 = -3;
 
-/// Checks a client's view of the leader epoch against ours.
-fn check_epoch(p: &Partition, current_leader_epoch: i32) -> std::result::Result<(), ResponseError> {
+/// The partition, if this broker has it and the client's view of its leader epoch is
+/// current (-1 skips the check); otherwise the Kafka error code to answer with.
+pub(crate) fn leader_partition(
+    broker: &Broker,
+    topic: &str,
+    index: i32,
+    current_leader_epoch: i32,
+) -> std::result::Result<Arc<Partition>, i16> {
+    let p = broker.partition(topic, index).map_err(|e| e.kafka_code())?;
     if current_leader_epoch < 0 || current_leader_epoch == p.leader_epoch {
-        Ok(())
+        Ok(p)
     } else if current_leader_epoch < p.leader_epoch {
-        Err(ResponseError::FencedLeaderEpoch)
+        Err(ResponseError::FencedLeaderEpoch.code())
     } else {
-        Err(ResponseError::UnknownLeaderEpoch)
+        Err(ResponseError::UnknownLeaderEpoch.code())
     }
 }
 
@@ -57,21 +64,23 @@ pub fn list_offsets(
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
-                    match broker.partition(&name, lp.partition_index) {
-                        Err(e) => r.error_code = e.kafka_code(),
-                        Ok(p) => match check_epoch(&p, lp.current_leader_epoch) {
-                            Err(e) => r.error_code = e.code(),
-                            Ok(()) => match lookup(&p, lp.timestamp) {
-                                Ok(Some((offset, ts))) => {
-                                    r.offset = offset;
-                                    r.timestamp = ts;
-                                    if version >= 4 {
-                                        r.leader_epoch = p.leader_epoch;
-                                    }
+                    match leader_partition(
+                        broker,
+                        &name,
+                        lp.partition_index,
+                        lp.current_leader_epoch,
+                    ) {
+                        Err(code) => r.error_code = code,
+                        Ok(p) => match lookup(&p, lp.timestamp) {
+                            Ok(Some((offset, ts))) => {
+                                r.offset = offset;
+                                r.timestamp = ts;
+                                if version >= 4 {
+                                    r.leader_epoch = p.leader_epoch;
                                 }
-                                Ok(None) => {}
-                                Err(e) => r.error_code = e.kafka_code(),
-                            },
+                            }
+                            Ok(None) => {}
+                            Err(e) => r.error_code = e.kafka_code(),
                         },
                     }
                     r
@@ -114,18 +123,14 @@ pub fn offset_for_leader_epoch(
                         .with_partition(op.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    match broker.partition(&name, op.partition) {
-                        Err(e) => r.error_code = e.kafka_code(),
-                        Ok(p) => match check_epoch(&p, op.current_leader_epoch) {
-                            Err(e) => r.error_code = e.code(),
-                            Ok(()) => {
-                                if let Some((epoch, end)) = p.end_offset_for_epoch(op.leader_epoch)
-                                {
-                                    r.leader_epoch = epoch;
-                                    r.end_offset = end;
-                                }
+                    match leader_partition(broker, &name, op.partition, op.current_leader_epoch) {
+                        Err(code) => r.error_code = code,
+                        Ok(p) => {
+                            if let Some((epoch, end)) = p.end_offset_for_epoch(op.leader_epoch) {
+                                r.leader_epoch = epoch;
+                                r.end_offset = end;
                             }
-                        },
+                        }
                     }
                     r
                 })
