@@ -1,0 +1,118 @@
+//! librdkafka client configuration per tenant, and topic creation.
+//!
+//! Owns: the mapping from [`Workload`] + [`Tenant`] to `ClientConfig` (security protocol, SASL/PLAIN,
+//! acks, compression, batching, bounded local queues) and [`ensure_topics`], which creates missing topics
+//! with the AdminClient and treats "already exists" as success.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::workload::{Tenant, Workload};
+
+/// How long the AdminClient waits for the broker to answer CreateTopics.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Settings common to every client of a tenant: servers, security, user overrides.
+pub fn base_config(w: &Workload, t: &Tenant, role: &str) -> Result<ClientConfig> {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &w.bootstrap_servers);
+    c.set("client.id", format!("loadtest-{}-{}", t.name, role));
+    match t.credentials()? {
+        Some(cred) => {
+            c.set("security.protocol", "SASL_PLAINTEXT");
+            c.set("sasl.mechanism", "PLAIN");
+            c.set("sasl.username", cred.username);
+            c.set("sasl.password", cred.password);
+        }
+        None => {
+            c.set("security.protocol", "PLAINTEXT");
+        }
+    }
+    for (k, v) in &w.client_config {
+        c.set(k, v);
+    }
+    Ok(c)
+}
+
+pub fn producer_config(w: &Workload, t: &Tenant, idx: u32) -> Result<ClientConfig> {
+    let mut c = base_config(w, t, &format!("p{idx}"))?;
+    c.set("acks", w.acks.to_string());
+    c.set("compression.type", &w.compression);
+    c.set("linger.ms", w.linger_ms.to_string());
+    c.set("batch.size", w.batch_size.to_string());
+    // Bound the local queue in bytes and messages; a full queue is back-pressure for the sender.
+    c.set(
+        "queue.buffering.max.kbytes",
+        w.max_buffer_kbytes.to_string(),
+    );
+    c.set("queue.buffering.max.messages", "1000000");
+    // A load generator measures the broker, not retries hiding failures for minutes.
+    c.set("message.timeout.ms", "30000");
+    // Not idempotent by default: librdkafka's default, and what most benchmark tools compare against.
+    if !w.client_config.contains_key("enable.idempotence") {
+        c.set("enable.idempotence", "false");
+    }
+    Ok(c)
+}
+
+pub fn consumer_config(w: &Workload, t: &Tenant, group: &str, idx: u32) -> Result<ClientConfig> {
+    let mut c = base_config(w, t, &format!("c{idx}"))?;
+    c.set("group.id", group);
+    // Consumers join before producers start, so "latest" sees every measured message and skips old
+    // data; the run switches to "earliest" for topics it created itself (see `ensure_topics`).
+    c.set("auto.offset.reset", "latest");
+    c.set("enable.auto.commit", "true");
+    c.set("enable.partition.eof", "false");
+    // Bound what librdkafka prefetches per partition.
+    c.set("queued.max.messages.kbytes", "65536");
+    Ok(c)
+}
+
+/// Creates the workload's topics for every tenant, using that tenant's credentials (topics belong to
+/// tenants). Topics that already exist are left alone; any other failure is an error.
+/// Returns, per tenant (in `effective_tenants` order), whether all its topics were created just now.
+pub async fn ensure_topics(w: &Workload) -> Result<Vec<bool>> {
+    let mut fresh = Vec::new();
+    for t in w.effective_tenants() {
+        let mut all_new = true;
+        let admin: AdminClient<DefaultClientContext> = base_config(w, &t, "admin")?
+            .create()
+            .with_context(|| format!("creating admin client for tenant {}", t.name))?;
+        let names = w.topic_names(&t.name);
+        let new: Vec<NewTopic<'_>> = names
+            .iter()
+            .map(|n| {
+                NewTopic::new(
+                    n,
+                    w.partitions_per_topic,
+                    TopicReplication::Fixed(w.replication_factor),
+                )
+            })
+            .collect();
+        let opts = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+        let results = tokio::time::timeout(
+            ADMIN_TIMEOUT + Duration::from_secs(5),
+            admin.create_topics(&new, &opts),
+        )
+        .await
+        .with_context(|| format!("tenant {}: CreateTopics timed out", t.name))?
+        .with_context(|| format!("tenant {}: CreateTopics failed", t.name))?;
+        for r in results {
+            match r {
+                Ok(name) => tracing::info!(tenant = %t.name, topic = %name, "created topic"),
+                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                    all_new = false;
+                    tracing::info!(tenant = %t.name, topic = %name, "topic exists")
+                }
+                Err((name, code)) => bail!("tenant {}: creating topic {name}: {code}", t.name),
+            }
+        }
+        fresh.push(all_new);
+    }
+    Ok(fresh)
+}

@@ -1,0 +1,240 @@
+//! PNG charts from result files.
+//!
+//! Owns: `loadtest plot`: latency over time (p50/p99 per second), latency CDFs (publish and end-to-end)
+//! and throughput per tenant over time, one chart each, overlaying every result given. Text is drawn
+//! with DejaVu Sans embedded from the `dejavu` crate (registered with plotters' `ab_glyph` backend), so
+//! no system fonts or fontconfig are needed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use anyhow::{anyhow, Context, Result};
+use plotters::prelude::*;
+
+use crate::result::RunResult;
+
+const FONT: &str = "sans-serif";
+const SIZE: (u32, u32) = (1280, 720);
+/// Legends beyond this many series are left out (the lines are still drawn).
+const MAX_LEGEND: usize = 16;
+/// The CDF x axis shows "nines": x = -log10(1 - q), capped at 99.999%.
+const MAX_NINES: f64 = 5.0;
+
+static FONT_INIT: Once = Once::new();
+
+fn register_font() -> Result<()> {
+    let mut res = Ok(());
+    FONT_INIT.call_once(|| {
+        res = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
+            .map_err(|_| anyhow!("embedded DejaVu Sans could not be loaded"));
+    });
+    res
+}
+
+/// One labelled line.
+struct Line {
+    label: String,
+    points: Vec<(f64, f64)>,
+}
+
+/// Writes the three charts into `out_dir` and returns their paths.
+pub fn plot_files(inputs: &[PathBuf], out_dir: &Path) -> Result<Vec<PathBuf>> {
+    register_font()?;
+    let mut results = Vec::new();
+    for p in inputs {
+        let label = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| p.display().to_string());
+        results.push((label, RunResult::read(p)?));
+    }
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let mut written = Vec::new();
+
+    let mut lat = Vec::new();
+    for (label, r) in &results {
+        let s = &r.total.series;
+        let pick =
+            |f: fn(&crate::result::SecondSample) -> f64| s.iter().map(|x| (x.t_s, f(x))).collect();
+        lat.push(Line {
+            label: format!("{label} publish p50"),
+            points: pick(|x| x.publish_p50_ms),
+        });
+        lat.push(Line {
+            label: format!("{label} publish p99"),
+            points: pick(|x| x.publish_p99_ms),
+        });
+        lat.push(Line {
+            label: format!("{label} e2e p50"),
+            points: pick(|x| x.e2e_p50_ms),
+        });
+        lat.push(Line {
+            label: format!("{label} e2e p99"),
+            points: pick(|x| x.e2e_p99_ms),
+        });
+    }
+    let path = out_dir.join("latency-over-time.png");
+    chart(
+        &path,
+        "Latency over time (all tenants)",
+        "seconds since measurement start",
+        "latency (ms)",
+        &lat,
+        None,
+    )?;
+    written.push(path);
+
+    let mut cdf = Vec::new();
+    for (label, r) in &results {
+        let nines = |v: &Vec<[f64; 2]>| -> Vec<(f64, f64)> {
+            v.iter().map(|[q, ms]| (to_nines(*q), *ms)).collect()
+        };
+        cdf.push(Line {
+            label: format!("{label} publish"),
+            points: nines(&r.total.publish_cdf),
+        });
+        cdf.push(Line {
+            label: format!("{label} end-to-end"),
+            points: nines(&r.total.e2e_cdf),
+        });
+    }
+    let path = out_dir.join("latency-cdf.png");
+    chart(
+        &path,
+        "Latency distribution (all tenants)",
+        "percentile",
+        "latency (ms)",
+        &cdf,
+        Some(nines_label),
+    )?;
+    written.push(path);
+
+    let mut tput = Vec::new();
+    for (label, r) in &results {
+        for t in &r.tenants {
+            tput.push(Line {
+                label: format!("{label}/{} publish", t.name),
+                points: t.series.iter().map(|x| (x.t_s, x.publish_mb_s)).collect(),
+            });
+            tput.push(Line {
+                label: format!("{label}/{} consume", t.name),
+                points: t.series.iter().map(|x| (x.t_s, x.consume_mb_s)).collect(),
+            });
+        }
+    }
+    let path = out_dir.join("throughput.png");
+    chart(
+        &path,
+        "Throughput per tenant",
+        "seconds since measurement start",
+        "MB/s (10^6 bytes)",
+        &tput,
+        None,
+    )?;
+    written.push(path);
+    Ok(written)
+}
+
+/// Quantile (0..=1) to the CDF's x position.
+pub fn to_nines(q: f64) -> f64 {
+    if q >= 1.0 {
+        MAX_NINES
+    } else {
+        (-(1.0 - q).log10()).clamp(0.0, MAX_NINES)
+    }
+}
+
+/// CDF axis labels: x = 2 reads "99%".
+fn nines_label(x: &f64) -> String {
+    if *x >= MAX_NINES - 1e-9 {
+        return "max".into();
+    }
+    let pct = 100.0 * (1.0 - 10f64.powf(-x));
+    if pct < 99.0 {
+        format!("{pct:.0}%")
+    } else {
+        let s = format!("{pct:.3}");
+        format!("{}%", s.trim_end_matches('0').trim_end_matches('.'))
+    }
+}
+
+fn chart(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    lines: &[Line],
+    x_fmt: Option<fn(&f64) -> String>,
+) -> Result<()> {
+    let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
+    let pts = lines.iter().flat_map(|l| l.points.iter());
+    let (mut x0, mut x1, mut y1) = (f64::MAX, f64::MIN, 0.0f64);
+    for &(x, y) in pts {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y1 = y1.max(y);
+    }
+    if x0 > x1 {
+        (x0, x1) = (0.0, 1.0);
+    }
+    if x1 - x0 < 1e-9 {
+        x1 = x0 + 1.0;
+    }
+    let y1 = if y1 <= 0.0 { 1.0 } else { y1 * 1.1 };
+
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut c = ChartBuilder::on(&root)
+        .caption(title, (FONT, 28))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x0..x1, 0f64..y1)
+        .map_err(|e| err(&e))?;
+    let mut mesh = c.configure_mesh();
+    mesh.x_desc(x_desc).y_desc(y_desc).label_style((FONT, 16));
+    if let Some(f) = x_fmt.as_ref() {
+        mesh.x_label_formatter(f);
+    }
+    mesh.draw().map_err(|e| err(&e))?;
+    for (i, l) in lines.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let series = c
+            .draw_series(LineSeries::new(
+                l.points.iter().copied(),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| err(&e))?;
+        if i < MAX_LEGEND {
+            series.label(l.label.clone()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        }
+    }
+    if !lines.is_empty() {
+        c.configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font((FONT, 16))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(&e))?;
+    }
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nines_axis() {
+        assert_eq!(to_nines(0.0), 0.0);
+        assert!((to_nines(0.99) - 2.0).abs() < 1e-9);
+        assert_eq!(to_nines(1.0), MAX_NINES);
+        assert_eq!(nines_label(&1.0), "90%");
+        assert_eq!(nines_label(&3.0), "99.9%");
+        assert_eq!(nines_label(&MAX_NINES), "max");
+    }
+}
