@@ -194,7 +194,8 @@ fn chart(
     let mut mesh = c.configure_mesh();
     mesh.x_desc(x_desc).y_desc(y_desc).label_style((FONT, 16));
     if let Some(f) = x_fmt.as_ref() {
-        mesh.x_label_formatter(f);
+        // One label per "nine": 0%, 90%, 99%, 99.9%, ...
+        mesh.x_labels(MAX_NINES as usize + 1).x_label_formatter(f);
     }
     mesh.draw().map_err(|e| err(&e))?;
     for (i, l) in lines.iter().enumerate() {
@@ -227,6 +228,65 @@ fn chart(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::result::{RunResult, SecondSample, TenantResult, RESULT_VERSION};
+    use crate::stats::LatencyHist;
+    use crate::workload::Workload;
+
+    fn synthetic(name: &str, scale: f64) -> TenantResult {
+        let mut h = LatencyHist::new();
+        for i in 1..=10_000u64 {
+            h.record_us((i as f64 * scale) as u64);
+        }
+        let series = (1..=20)
+            .map(|t| SecondSample {
+                t_s: t as f64,
+                publish_mb_s: 50.0 * scale,
+                consume_mb_s: 49.0 * scale,
+                publish_p50_ms: 2.0 * scale,
+                publish_p99_ms: 5.0 * scale + (t % 5) as f64,
+                e2e_p50_ms: 3.0 * scale,
+                e2e_p99_ms: 8.0 * scale + (t % 3) as f64,
+                ..SecondSample::default()
+            })
+            .collect();
+        TenantResult {
+            name: name.into(),
+            publish_cdf: h.cdf(),
+            e2e_cdf: h.cdf(),
+            series,
+            ..TenantResult::default()
+        }
+    }
+
+    #[test]
+    fn writes_three_pngs() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("run-a.json");
+        RunResult {
+            version: RESULT_VERSION,
+            workload: Workload::default(),
+            started_unix_s: 0,
+            measured_s: 20.0,
+            tenants: vec![synthetic("quiet", 1.0), synthetic("noisy", 2.0)],
+            total: synthetic("total", 1.5),
+        }
+        .write(&input)
+        .unwrap();
+        let out = dir.path().join("plots");
+        let files = plot_files(&[input], &out).unwrap();
+        assert_eq!(files.len(), 3);
+        for f in files {
+            let bytes = std::fs::read(&f).unwrap();
+            assert_eq!(&bytes[1..4], b"PNG", "{}", f.display());
+            assert!(bytes.len() > 10_000, "{} suspiciously small", f.display());
+        }
+        if let Ok(keep) = std::env::var("LOADTEST_KEEP_PLOTS") {
+            for f in ["latency-over-time.png", "latency-cdf.png", "throughput.png"] {
+                std::fs::copy(out.join(f), std::path::Path::new(&keep).join(f)).unwrap();
+            }
+        }
+    }
 
     #[test]
     fn nines_axis() {
