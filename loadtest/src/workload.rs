@@ -417,6 +417,38 @@ tenants:
     }
 
     #[test]
+    fn shipped_scenarios_parse_and_validate() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let w = Workload::from_file(&path).unwrap();
+            for t in &w.tenants {
+                for var in [&t.username_env, &t.password_env].into_iter().flatten() {
+                    std::env::set_var(var, "from-env");
+                }
+            }
+            w.validate()
+                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            names.push(w.name.clone());
+        }
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "fixed-rate-latency",
+                "many-tenants",
+                "max-throughput",
+                "noisy-neighbour"
+            ]
+        );
+        let fixed = Workload::from_file(&dir.join("fixed-rate-latency.yaml")).unwrap();
+        let mb_s = fixed.rate as f64 * fixed.record_size as f64 / 1e6;
+        assert!((mb_s - 50.0).abs() < 0.01, "{mb_s}");
+        assert_eq!(fixed.acks, -1);
+    }
+
+    #[test]
     fn derived_values() {
         let mut w = Workload {
             producers: 4,
