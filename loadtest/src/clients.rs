@@ -15,7 +15,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::workload::{Tenant, Workload};
 
 /// How long the AdminClient waits for the broker to answer CreateTopics.
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Settings common to every client of a tenant: servers, security, user overrides.
 pub fn base_config(w: &Workload, t: &Tenant, role: &str) -> Result<ClientConfig> {
@@ -94,14 +94,22 @@ pub async fn ensure_topics(w: &Workload) -> Result<Vec<bool>> {
                 )
             })
             .collect();
-        let opts = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+        let opts = AdminOptions::new()
+            .request_timeout(Some(ADMIN_TIMEOUT))
+            .operation_timeout(Some(ADMIN_TIMEOUT));
         let results = tokio::time::timeout(
             ADMIN_TIMEOUT + Duration::from_secs(5),
             admin.create_topics(&new, &opts),
         )
         .await
-        .with_context(|| format!("tenant {}: CreateTopics timed out", t.name))?
-        .with_context(|| format!("tenant {}: CreateTopics failed", t.name))?;
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "tenant {}: no CreateTopics answer from {} in time: is the broker up and reachable?",
+                t.name,
+                w.bootstrap_servers
+            )
+        })?
+        .with_context(|| format!("tenant {}: CreateTopics failed (broker {})", t.name, w.bootstrap_servers))?;
         for r in results {
             match r {
                 Ok(name) => tracing::info!(tenant = %t.name, topic = %name, "created topic"),

@@ -145,8 +145,9 @@ pub fn run(workload: Workload, progress: bool) -> Result<RunResult> {
             eprintln!("{}", progress_line(&s, phase, &total));
         }
         let producers_done = producers.iter().all(|h| h.is_finished());
-        if phase == Phase::Drain && ((producers_done && total.backlog() == 0) || tick >= drain_end)
-        {
+        // With no consumers there is nothing to drain; otherwise stop once every acked message was read.
+        let caught_up = w.consumers == 0 || total.backlog() == 0;
+        if phase == Phase::Drain && ((producers_done && caught_up) || tick >= drain_end) {
             break;
         }
         if tick >= hard_deadline {

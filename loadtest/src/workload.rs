@@ -74,14 +74,19 @@ pub struct Workload {
 pub struct Tenant {
     pub name: String,
     /// SASL/PLAIN username; with a password it switches the tenant's clients to SASL_PLAINTEXT.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     /// Never echoed into results (see [`Workload::redacted`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
     /// Read the username from this environment variable when `username` is absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub username_env: Option<String>,
     /// Read the password from this environment variable when `password` is absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub password_env: Option<String>,
     /// msgs/s for this tenant; overrides the workload `rate`. 0 = max.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rate: Option<u64>,
 }
 
