@@ -56,6 +56,9 @@ struct RunArgs {
     partitions: Option<i32>,
     #[arg(long)]
     replication_factor: Option<i32>,
+    /// Do not create missing topics (they are provisioned elsewhere).
+    #[arg(long)]
+    no_create_topics: bool,
     /// Producers per tenant.
     #[arg(long)]
     producers: Option<u32>,
@@ -124,6 +127,9 @@ impl RunArgs {
             linger_ms = linger_ms,
             batch_size = batch_size,
         );
+        if self.no_create_topics {
+            w.create_topics = false;
+        }
         if !self.tenants.is_empty() {
             w.tenants = self
                 .tenants

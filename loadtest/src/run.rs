@@ -20,6 +20,8 @@ use crate::workload::Workload;
 
 /// Longest wait for every consumer to get its group assignment before producers start.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause between group assignment and the first send when consumers start from "latest".
+const OFFSET_SETTLE: Duration = Duration::from_secs(1);
 const TICK: Duration = Duration::from_secs(1);
 
 type Handle = JoinHandle<Result<()>>;
@@ -34,7 +36,11 @@ pub fn run(workload: Workload, progress: bool) -> Result<RunResult> {
         .enable_all()
         .build()
         .context("starting the admin runtime")?;
-    let fresh = rt.block_on(crate::clients::ensure_topics(&w))?;
+    let fresh = if w.create_topics {
+        rt.block_on(crate::clients::ensure_topics(&w))?
+    } else {
+        vec![false; tenants.len()]
+    };
 
     let run_id = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -79,6 +85,12 @@ pub fn run(workload: Workload, progress: bool) -> Result<RunResult> {
         stop.store(true, Ordering::Release);
         let _ = join_all(consumers.into_iter().map(|(_, h)| h).collect());
         return Err(e);
+    }
+
+    // With "latest", a consumer looks up its start offsets just after assignment; give that lookup time
+    // to finish so early messages are not skipped (they would show up as a permanent backlog).
+    if fresh.iter().any(|f| !f) && w.consumers > 0 {
+        std::thread::sleep(OFFSET_SETTLE);
     }
 
     // Producers: the pacer schedule starts now; measuring starts after warm-up.

@@ -38,6 +38,9 @@ pub struct Workload {
     pub partitions_per_topic: i32,
     /// Replication factor used when the tool creates missing topics.
     pub replication_factor: i32,
+    /// Create missing topics with the AdminClient (CreateTopics). Turn off when topics are provisioned
+    /// elsewhere (a control plane) or the broker has no CreateTopics.
+    pub create_topics: bool,
     /// Producers per tenant (each a librdkafka client with its own poll thread).
     pub producers: u32,
     /// Consumers per tenant, all in one consumer group per tenant and run.
@@ -99,6 +102,7 @@ impl Default for Workload {
             topics: 1,
             partitions_per_topic: 8,
             replication_factor: 1,
+            create_topics: true,
             producers: 1,
             consumers: 1,
             record_size: 1024,
