@@ -45,6 +45,10 @@ struct RunArgs {
     /// No per-second progress line on stderr.
     #[arg(long)]
     quiet: bool,
+    /// Ignore --bootstrap-servers and run against librdkafka's in-process mock cluster (one broker):
+    /// a self-test of the tool and its ceiling on this machine. No SASL on the mock.
+    #[arg(long)]
+    mock_cluster: bool,
     #[arg(long, env = "LOADTEST_BOOTSTRAP_SERVERS")]
     bootstrap_servers: Option<String>,
     #[arg(long)]
@@ -163,6 +167,13 @@ fn main() -> Result<()> {
                 print!("{}", serde_yaml::to_string(&w.redacted())?);
                 return Ok(());
             }
+            // Kept alive for the whole run when used.
+            let mut w = w;
+            let _mock = if args.mock_cluster {
+                Some(loadtest::mock::start(&mut w)?)
+            } else {
+                None
+            };
             let result = loadtest::run::run(w, !args.quiet)?;
             if let Some(out) = &args.out {
                 result.write(out)?;

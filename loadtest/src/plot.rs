@@ -54,8 +54,13 @@ pub fn plot_files(inputs: &[PathBuf], out_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut lat = Vec::new();
     for (label, r) in &results {
         let s = &r.total.series;
-        let pick =
-            |f: fn(&crate::result::SecondSample) -> f64| s.iter().map(|x| (x.t_s, f(x))).collect();
+        // A 0 ms value means the second had no samples (recorded values are >= 1 us): leave a gap.
+        let pick = |f: fn(&crate::result::SecondSample) -> f64| {
+            s.iter()
+                .map(|x| (x.t_s, f(x)))
+                .filter(|&(_, y)| y > 0.0)
+                .collect()
+        };
         lat.push(Line {
             label: format!("{label} publish p50"),
             points: pick(|x| x.publish_p50_ms),
@@ -76,18 +81,25 @@ pub fn plot_files(inputs: &[PathBuf], out_dir: &Path) -> Result<Vec<PathBuf>> {
     let path = out_dir.join("latency-over-time.png");
     chart(
         &path,
-        "Latency over time (all tenants)",
-        "seconds since measurement start",
-        "latency (ms)",
+        &Spec {
+            title: "Latency over time (all tenants)",
+            x_desc: "seconds since measurement start",
+            y_desc: "latency (ms, log scale)",
+            x_fmt: None,
+            log_y: true,
+            legend: SeriesLabelPosition::UpperLeft,
+        },
         &lat,
-        None,
     )?;
     written.push(path);
 
     let mut cdf = Vec::new();
     for (label, r) in &results {
         let nines = |v: &Vec<[f64; 2]>| -> Vec<(f64, f64)> {
-            v.iter().map(|[q, ms]| (to_nines(*q), *ms)).collect()
+            v.iter()
+                .map(|[q, ms]| (to_nines(*q), *ms))
+                .filter(|&(_, ms)| ms > 0.0)
+                .collect()
         };
         cdf.push(Line {
             label: format!("{label} publish"),
@@ -101,11 +113,15 @@ pub fn plot_files(inputs: &[PathBuf], out_dir: &Path) -> Result<Vec<PathBuf>> {
     let path = out_dir.join("latency-cdf.png");
     chart(
         &path,
-        "Latency distribution (all tenants)",
-        "percentile",
-        "latency (ms)",
+        &Spec {
+            title: "Latency distribution (all tenants)",
+            x_desc: "percentile",
+            y_desc: "latency (ms, log scale)",
+            x_fmt: Some(nines_label),
+            log_y: true,
+            legend: SeriesLabelPosition::LowerRight,
+        },
         &cdf,
-        Some(nines_label),
     )?;
     written.push(path);
 
@@ -125,11 +141,15 @@ pub fn plot_files(inputs: &[PathBuf], out_dir: &Path) -> Result<Vec<PathBuf>> {
     let path = out_dir.join("throughput.png");
     chart(
         &path,
-        "Throughput per tenant",
-        "seconds since measurement start",
-        "MB/s (10^6 bytes)",
+        &Spec {
+            title: "Throughput per tenant",
+            x_desc: "seconds since measurement start",
+            y_desc: "MB/s (10^6 bytes)",
+            x_fmt: None,
+            log_y: false,
+            legend: SeriesLabelPosition::UpperLeft,
+        },
         &tput,
-        None,
     )?;
     written.push(path);
     Ok(written)
@@ -158,20 +178,25 @@ fn nines_label(x: &f64) -> String {
     }
 }
 
-fn chart(
-    path: &Path,
-    title: &str,
-    x_desc: &str,
-    y_desc: &str,
-    lines: &[Line],
+/// How one chart looks.
+struct Spec {
+    title: &'static str,
+    x_desc: &'static str,
+    y_desc: &'static str,
     x_fmt: Option<fn(&f64) -> String>,
-) -> Result<()> {
+    /// Logarithmic y axis (latencies spanning 1 ms .. 1 s stay readable).
+    log_y: bool,
+    /// Where the legend goes (out of the way of the lines' usual path).
+    legend: SeriesLabelPosition,
+}
+
+fn chart(path: &Path, spec: &Spec, lines: &[Line]) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
-    let pts = lines.iter().flat_map(|l| l.points.iter());
-    let (mut x0, mut x1, mut y1) = (f64::MAX, f64::MIN, 0.0f64);
-    for &(x, y) in pts {
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, 0.0f64);
+    for &(x, y) in lines.iter().flat_map(|l| l.points.iter()) {
         x0 = x0.min(x);
         x1 = x1.max(x);
+        y0 = y0.min(y);
         y1 = y1.max(y);
     }
     if x0 > x1 {
@@ -181,45 +206,67 @@ fn chart(
         x1 = x0 + 1.0;
     }
     let y1 = if y1 <= 0.0 { 1.0 } else { y1 * 1.1 };
+    let y0 = if spec.log_y {
+        // Log axes need a positive floor; start a little under the smallest value.
+        if y0 > 0.0 && y0 < y1 {
+            y0 * 0.8
+        } else {
+            y1 / 1000.0
+        }
+    } else {
+        0.0
+    };
 
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
-    let mut c = ChartBuilder::on(&root)
-        .caption(title, (FONT, 28))
+    let mut builder = ChartBuilder::on(&root);
+    builder
+        .caption(spec.title, (FONT, 28))
         .margin(20)
         .x_label_area_size(50)
-        .y_label_area_size(70)
-        .build_cartesian_2d(x0..x1, 0f64..y1)
-        .map_err(|e| err(&e))?;
-    let mut mesh = c.configure_mesh();
-    mesh.x_desc(x_desc).y_desc(y_desc).label_style((FONT, 16));
-    if let Some(f) = x_fmt.as_ref() {
-        // One label per "nine": 0%, 90%, 99%, 99.9%, ...
-        mesh.x_labels(MAX_NINES as usize + 1).x_label_formatter(f);
+        .y_label_area_size(80);
+    // The two coordinate types differ, so the drawing code is stamped out for each.
+    macro_rules! draw {
+        ($c:expr) => {{
+            let mut c = $c.map_err(|e| err(&e))?;
+            let mut mesh = c.configure_mesh();
+            mesh.x_desc(spec.x_desc)
+                .y_desc(spec.y_desc)
+                .label_style((FONT, 16));
+            if let Some(f) = spec.x_fmt.as_ref() {
+                // One label per "nine": 0%, 90%, 99%, 99.9%, ...
+                mesh.x_labels(MAX_NINES as usize + 1).x_label_formatter(f);
+            }
+            mesh.draw().map_err(|e| err(&e))?;
+            for (i, l) in lines.iter().enumerate() {
+                let color = Palette99::pick(i).to_rgba();
+                let series = c
+                    .draw_series(LineSeries::new(
+                        l.points.iter().copied(),
+                        color.stroke_width(2),
+                    ))
+                    .map_err(|e| err(&e))?;
+                if i < MAX_LEGEND {
+                    series.label(l.label.clone()).legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                    });
+                }
+            }
+            if !lines.is_empty() {
+                c.configure_series_labels()
+                    .position(spec.legend.clone())
+                    .label_font((FONT, 16))
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .draw()
+                    .map_err(|e| err(&e))?;
+            }
+        }};
     }
-    mesh.draw().map_err(|e| err(&e))?;
-    for (i, l) in lines.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        let series = c
-            .draw_series(LineSeries::new(
-                l.points.iter().copied(),
-                color.stroke_width(2),
-            ))
-            .map_err(|e| err(&e))?;
-        if i < MAX_LEGEND {
-            series.label(l.label.clone()).legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-        }
-    }
-    if !lines.is_empty() {
-        c.configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FONT, 16))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| err(&e))?;
+    if spec.log_y {
+        draw!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()));
+    } else {
+        draw!(builder.build_cartesian_2d(x0..x1, y0..y1));
     }
     root.present().map_err(|e| err(&e))?;
     Ok(())

@@ -1,19 +1,15 @@
 //! End-to-end run against librdkafka's in-process mock cluster: real producers, a real consumer group,
 //! the pacer, warm-up exclusion, drain and result assembly, with no broker needed. The mock has no
-//! CreateTopics, so topics are made on the mock directly and the run is told not to create them.
+//! CreateTopics, so `mock::start` makes the topics on the mock and tells the run not to create them.
 
 use loadtest::workload::{parse_tenant_flag, Workload};
-use rdkafka::mocking::MockCluster;
 
 #[test]
 fn two_tenants_against_mock_cluster() {
-    let mock = MockCluster::new(1).expect("mock cluster");
     let mut w = Workload {
         name: "mock".into(),
-        bootstrap_servers: mock.bootstrap_servers(),
         topic_prefix: "mock".into(),
         partitions_per_topic: 2,
-        create_topics: false,
         record_size: 256,
         rate: 400,
         acks: 1,
@@ -26,15 +22,11 @@ fn two_tenants_against_mock_cluster() {
     };
     w.tenants = vec![
         parse_tenant_flag("alpha").unwrap(),
-        parse_tenant_flag("beta").unwrap(),
+        // Credentials are dropped for the mock (it has no SASL).
+        parse_tenant_flag("beta:user:pass:1000").unwrap(),
     ];
-    w.tenants[1].rate = Some(1000);
-    for t in &w.tenants {
-        for topic in w.topic_names(&t.name) {
-            mock.create_topic(&topic, w.partitions_per_topic, 1)
-                .unwrap();
-        }
-    }
+    let _mock = loadtest::mock::start(&mut w).expect("mock cluster");
+    assert!(!w.create_topics);
 
     let r = loadtest::run::run(w, false).expect("run");
     eprint!("{}", r.summary());
