@@ -1,8 +1,9 @@
 //! librdkafka client configuration per tenant, and topic creation.
 //!
 //! Owns: the mapping from [`Workload`] + [`Tenant`] to `ClientConfig` (security protocol, SASL/PLAIN,
-//! acks, compression, batching, bounded local queues) and [`ensure_topics`], which creates missing topics
-//! with the AdminClient and treats "already exists" as success.
+//! acks, compression, batching, bounded local queues, statistics for throttle times) and
+//! [`ensure_topics`], which creates missing topics with the AdminClient and treats "already exists" as
+//! success.
 
 use std::time::Duration;
 
@@ -39,8 +40,27 @@ pub fn base_config(w: &Workload, t: &Tenant, role: &str) -> Result<ClientConfig>
     Ok(c)
 }
 
+/// Statistics once a second carry the broker's throttle times (see [`throttle_ms`]); a user's own
+/// `statistics.interval.ms` wins.
+fn set_stats_interval(c: &mut ClientConfig, w: &Workload) {
+    if !w.client_config.contains_key("statistics.interval.ms") {
+        c.set("statistics.interval.ms", "1000");
+    }
+}
+
+/// Broker throttle time in one statistics report, summed over brokers (ms). librdkafka's windows cover
+/// the time since the previous report, so reports can be added up.
+pub fn throttle_ms(s: &rdkafka::statistics::Statistics) -> u64 {
+    s.brokers
+        .values()
+        .filter_map(|b| b.throttle.as_ref())
+        .map(|w| w.sum.max(0) as u64)
+        .sum()
+}
+
 pub fn producer_config(w: &Workload, t: &Tenant, idx: u32) -> Result<ClientConfig> {
     let mut c = base_config(w, t, &format!("p{idx}"))?;
+    set_stats_interval(&mut c, w);
     c.set("acks", w.acks.to_string());
     c.set("compression.type", &w.compression);
     c.set("linger.ms", w.linger_ms.to_string());
@@ -62,6 +82,7 @@ pub fn producer_config(w: &Workload, t: &Tenant, idx: u32) -> Result<ClientConfi
 
 pub fn consumer_config(w: &Workload, t: &Tenant, group: &str, idx: u32) -> Result<ClientConfig> {
     let mut c = base_config(w, t, &format!("c{idx}"))?;
+    set_stats_interval(&mut c, w);
     c.set("group.id", group);
     // Consumers join before producers start, so "latest" sees every measured message and skips old
     // data; the run switches to "earliest" for topics it created itself (see `ensure_topics`).

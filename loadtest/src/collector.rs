@@ -61,6 +61,17 @@ impl Recorder {
         self.with(|w| w.counters.errors += 1);
     }
 
+    /// Broker throttle time reported by one client's statistics since its previous report.
+    pub fn throttled(&self, produce: bool, ms: u64) {
+        self.with(|w| {
+            if produce {
+                w.counters.produce_throttle_ms += ms;
+            } else {
+                w.counters.fetch_throttle_ms += ms;
+            }
+        });
+    }
+
     pub fn acked(&self, latency_us: u64, bytes: usize) {
         self.with(|w| {
             w.counters.acked += 1;
@@ -134,6 +145,8 @@ impl Aggregator {
             consume_mb_s: mb_per_sec(c.consumed_bytes, secs),
             backlog: self.backlog(),
             errors: c.errors,
+            produce_throttle_ms: c.produce_throttle_ms,
+            fetch_throttle_ms: c.fetch_throttle_ms,
             publish_p50_ms: w.publish.quantile_ms(0.5),
             publish_p99_ms: w.publish.quantile_ms(0.99),
             e2e_p50_ms: w.e2e.quantile_ms(0.5),

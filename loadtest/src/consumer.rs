@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
 
 use crate::collector::Recorder;
@@ -24,11 +25,19 @@ const POLL: Duration = Duration::from_millis(100);
 struct Ctx {
     tenant: String,
     assigned: Arc<AtomicBool>,
+    rec: Arc<Recorder>,
 }
 
 impl ClientContext for Ctx {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(tenant = %self.tenant, %error, reason, "consumer client error");
+    }
+
+    fn stats(&self, s: Statistics) {
+        let ms = crate::clients::throttle_ms(&s);
+        if ms > 0 {
+            self.rec.throttled(false, ms);
+        }
     }
 }
 
@@ -63,6 +72,7 @@ pub fn run(job: ConsumerJob) -> Result<()> {
     let ctx = Ctx {
         tenant: job.tenant.name.clone(),
         assigned: job.assigned.clone(),
+        rec: job.rec.clone(),
     };
     let mut cfg = crate::clients::consumer_config(w, &job.tenant, &job.group, job.index)?;
     cfg.set("auto.offset.reset", job.offset_reset);

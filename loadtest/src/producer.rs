@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 
@@ -66,6 +67,13 @@ struct Ctx {
 impl ClientContext for Ctx {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(tenant = %self.tenant, %error, reason, "producer client error");
+    }
+
+    fn stats(&self, s: Statistics) {
+        let ms = crate::clients::throttle_ms(&s);
+        if ms > 0 {
+            self.rec.throttled(true, ms);
+        }
     }
 }
 

@@ -71,6 +71,11 @@ pub struct SecondSample {
     pub consume_mb_s: f64,
     pub backlog: u64,
     pub errors: u64,
+    /// Broker throttle time reported during this second (ms, summed over clients).
+    #[serde(default)]
+    pub produce_throttle_ms: u64,
+    #[serde(default)]
+    pub fetch_throttle_ms: u64,
     pub publish_p50_ms: f64,
     pub publish_p99_ms: f64,
     pub e2e_p50_ms: f64,
@@ -133,6 +138,13 @@ fn summary_block(s: &mut String, t: &TenantResult, secs: f64, compression: &str)
             s,
             "% [{}] {what} latency ms: avg {:.3}, 50th {:.3}, 95th {:.3}, 99th {:.3}, 99.9th {:.3}, max {:.3} ({} samples)",
             t.name, p.mean_ms, p.p50_ms, p.p95_ms, p.p99_ms, p.p999_ms, p.max_ms, p.count
+        );
+    }
+    if c.produce_throttle_ms > 0 || c.fetch_throttle_ms > 0 {
+        let _ = writeln!(
+            s,
+            "% [{}] throttled by the broker: produce {} ms, fetch {} ms (summed over clients)",
+            t.name, c.produce_throttle_ms, c.fetch_throttle_ms
         );
     }
     if t.rate_slots_skipped > 0 {
@@ -228,6 +240,8 @@ mod tests {
             assert!(total["e2e_latency"].get(key).is_some(), "missing {key}");
         }
         assert!(total["series"][0].get("e2e_p99_ms").is_some());
+        assert!(total["series"][0].get("produce_throttle_ms").is_some());
+        assert!(total["counters"].get("fetch_throttle_ms").is_some());
         assert!(v["workload"].get("bootstrap_servers").is_some());
     }
 

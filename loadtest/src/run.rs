@@ -236,7 +236,7 @@ pub fn progress_line(s: &SecondSample, phase: Phase, total: &Aggregator) -> Stri
     };
     let (pub99, e2e99) = total.p99_so_far();
     format!(
-        "[{:>6.0}s {tag:>7}] pub {:>8.0} msg/s {:>7.2} MB/s | cons {:>8.0} msg/s {:>7.2} MB/s | backlog {:>8} | p99 pub {:>7.2} ms e2e {:>7.2} ms (run {:.2}/{:.2}) | err {}",
+        "[{:>6.0}s {tag:>7}] pub {:>8.0} msg/s {:>7.2} MB/s | cons {:>8.0} msg/s {:>7.2} MB/s | backlog {:>8} | p99 pub {:>7.2} ms e2e {:>7.2} ms (run {:.2}/{:.2}) | err {} | throttle {}/{} ms",
         s.t_s,
         s.publish_msgs_s,
         s.publish_mb_s,
@@ -247,6 +247,8 @@ pub fn progress_line(s: &SecondSample, phase: Phase, total: &Aggregator) -> Stri
         s.e2e_p99_ms,
         pub99,
         e2e99,
-        s.errors
+        s.errors,
+        s.produce_throttle_ms,
+        s.fetch_throttle_ms
     )
 }

@@ -130,6 +130,12 @@ pub struct Counters {
     pub errors: u64,
     /// Times a send found the local queue full and had to wait (back-pressure, not an error).
     pub queue_full: u64,
+    /// Broker throttle time (KIP-219 `throttle_time_ms`) summed over produce and fetch responses, in ms,
+    /// as reported by librdkafka's statistics (all clients added up).
+    #[serde(default)]
+    pub produce_throttle_ms: u64,
+    #[serde(default)]
+    pub fetch_throttle_ms: u64,
 }
 
 impl Counters {
@@ -141,6 +147,8 @@ impl Counters {
         self.consumed_bytes += o.consumed_bytes;
         self.errors += o.errors;
         self.queue_full += o.queue_full;
+        self.produce_throttle_ms += o.produce_throttle_ms;
+        self.fetch_throttle_ms += o.fetch_throttle_ms;
     }
 }
 
@@ -243,9 +251,12 @@ mod tests {
             consumed_bytes: 5,
             errors: 6,
             queue_full: 7,
+            produce_throttle_ms: 8,
+            fetch_throttle_ms: 9,
         };
         c.add(&c.clone());
         assert_eq!(c.queue_full, 14);
         assert_eq!(c.acked_bytes, 6);
+        assert_eq!(c.fetch_throttle_ms, 18);
     }
 }
