@@ -129,6 +129,8 @@ pub fn run(workload: Workload, progress: bool) -> Result<RunResult> {
     let mut sum = Window::default();
     let drain_end = load_end + Duration::from_secs(w.drain_s);
     let mut k: u32 = 1;
+    // Windows are as long as they really were (a late tick makes a longer window, not a wrong rate).
+    let mut last_take = start;
     loop {
         let tick = start + TICK * k;
         let now = Instant::now();
@@ -145,14 +147,17 @@ pub fn run(workload: Workload, progress: bool) -> Result<RunResult> {
         };
         let t_s = tick.saturating_duration_since(measure_start).as_secs_f64()
             - measure_start.saturating_duration_since(tick).as_secs_f64();
+        let taken_at = Instant::now();
+        let secs = taken_at.saturating_duration_since(last_take).as_secs_f64();
+        last_take = taken_at;
         sum.reset();
         for (agg, rec) in aggs.iter_mut().zip(&recs) {
             spare.reset();
             rec.take_into(&mut spare);
-            agg.ingest(&spare, phase, t_s, TICK.as_secs_f64());
+            agg.ingest(&spare, phase, t_s, secs);
             sum.merge(&spare);
         }
-        let s = total.ingest(&sum, phase, t_s, TICK.as_secs_f64());
+        let s = total.ingest(&sum, phase, t_s, secs);
         if progress {
             eprintln!("{}", progress_line(&s, phase, &total));
         }

@@ -32,7 +32,8 @@ fn two_tenants_against_mock_cluster() {
     eprint!("{}", r.summary());
 
     assert_eq!(r.tenants.len(), 2);
-    assert!((r.measured_s - 3.0).abs() < 1e-9, "{}", r.measured_s);
+    // Windows are measured, not assumed: three ticks of about a second each.
+    assert!((r.measured_s - 3.0).abs() < 0.2, "{}", r.measured_s);
     for (t, rate) in r.tenants.iter().zip([400.0, 1000.0]) {
         let c = &t.counters;
         assert_eq!(c.errors, 0, "{}: {c:?}", t.name);
