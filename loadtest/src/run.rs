@@ -22,6 +22,8 @@ use crate::workload::Workload;
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause between group assignment and the first send when consumers start from "latest".
 const OFFSET_SETTLE: Duration = Duration::from_secs(1);
+/// Per-tenant progress lines are printed for at most this many tenants.
+const MAX_TENANT_LINES: usize = 4;
 const TICK: Duration = Duration::from_secs(1);
 
 type Handle = JoinHandle<Result<()>>;
@@ -151,15 +153,22 @@ pub fn run(workload: Workload, progress: bool) -> Result<RunResult> {
         let secs = taken_at.saturating_duration_since(last_take).as_secs_f64();
         last_take = taken_at;
         sum.reset();
+        let mut per_tenant = Vec::with_capacity(aggs.len());
         for (agg, rec) in aggs.iter_mut().zip(&recs) {
             spare.reset();
             rec.take_into(&mut spare);
-            agg.ingest(&spare, phase, t_s, secs);
+            per_tenant.push(agg.ingest(&spare, phase, t_s, secs));
             sum.merge(&spare);
         }
         let s = total.ingest(&sum, phase, t_s, secs);
         if progress {
             eprintln!("{}", progress_line(&s, phase, &total));
+            // A line per tenant too, while that stays readable.
+            if (2..=MAX_TENANT_LINES).contains(&aggs.len()) {
+                for (ts, agg) in per_tenant.iter().zip(&aggs) {
+                    eprintln!("    {:>12}: {}", agg.name, tenant_line(ts));
+                }
+            }
         }
         let producers_done = producers.iter().all(|h| h.is_finished());
         // With no consumers there is nothing to drain; otherwise stop once every acked message was read.
@@ -230,6 +239,22 @@ fn join_all(handles: Vec<Handle>) -> Vec<anyhow::Error> {
         }
     }
     errs
+}
+
+/// The short per-tenant progress line.
+pub fn tenant_line(s: &SecondSample) -> String {
+    format!(
+        "pub {:>8.0} msg/s {:>7.2} MB/s | cons {:>8.0} msg/s | backlog {:>8} | p99 pub {:>7.2} ms e2e {:>7.2} ms | err {} | throttle {}/{} ms",
+        s.publish_msgs_s,
+        s.publish_mb_s,
+        s.consume_msgs_s,
+        s.backlog,
+        s.publish_p99_ms,
+        s.e2e_p99_ms,
+        s.errors,
+        s.produce_throttle_ms,
+        s.fetch_throttle_ms
+    )
 }
 
 /// One line per second: this second's rates and p99s, the run's p99 so far, backlog and errors.
