@@ -170,6 +170,11 @@ pub fn run(workload: Workload, progress: bool) -> Result<RunResult> {
                 }
             }
         }
+        // A producer only returns before the end of the load phase when it failed (e.g. a client
+        // property librdkafka rejects): stop now rather than run the full duration.
+        if Instant::now() + TICK < load_end && producers.iter().any(|h| h.is_finished()) {
+            break;
+        }
         let producers_done = producers.iter().all(|h| h.is_finished());
         // With no consumers there is nothing to drain; otherwise stop once every acked message was read.
         let caught_up = w.consumers == 0 || total.backlog() == 0;
