@@ -1,0 +1,191 @@
+//! The `loadtest` command line: `loadtest run` drives a workload against a broker and writes a JSON
+//! result; `loadtest plot` turns result files into PNG charts. Flags override the YAML workload.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use loadtest::workload::{parse_tenant_flag, Workload};
+
+#[derive(Parser)]
+#[command(
+    name = "loadtest",
+    about = "OpenMessaging-Benchmark-style load generator for Kafka-compatible brokers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Produce and consume for a fixed time, report rates, backlog and latency percentiles.
+    Run(Box<RunArgs>),
+    /// Draw latency-over-time, latency CDF and per-tenant throughput PNGs from result files.
+    Plot {
+        /// One or more result files written by `loadtest run --out`.
+        #[arg(required = true)]
+        results: Vec<PathBuf>,
+        #[arg(long, default_value = "plots")]
+        out_dir: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Workload YAML (see loadtest/scenarios/); flags below override its values.
+    #[arg(long, short = 'w')]
+    workload: Option<PathBuf>,
+    /// Where to write the JSON result.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print the resolved workload (passwords redacted) and exit.
+    #[arg(long)]
+    print_workload: bool,
+    /// No per-second progress line on stderr.
+    #[arg(long)]
+    quiet: bool,
+    /// Ignore --bootstrap-servers and run against librdkafka's in-process mock cluster (one broker):
+    /// a self-test of the tool and its ceiling on this machine. No SASL on the mock.
+    #[arg(long)]
+    mock_cluster: bool,
+    #[arg(long, env = "LOADTEST_BOOTSTRAP_SERVERS")]
+    bootstrap_servers: Option<String>,
+    #[arg(long)]
+    topic_prefix: Option<String>,
+    /// Topics per tenant.
+    #[arg(long)]
+    topics: Option<u32>,
+    #[arg(long)]
+    partitions: Option<i32>,
+    #[arg(long)]
+    replication_factor: Option<i32>,
+    /// Do not create missing topics (they are provisioned elsewhere).
+    #[arg(long)]
+    no_create_topics: bool,
+    /// Producers per tenant.
+    #[arg(long)]
+    producers: Option<u32>,
+    /// Consumers per tenant (one consumer group per tenant and run).
+    #[arg(long)]
+    consumers: Option<u32>,
+    /// Payload bytes (>= 8: the first 8 carry the send timestamp).
+    #[arg(long)]
+    record_size: Option<usize>,
+    /// Target msgs/s per tenant, 0 = max.
+    #[arg(long)]
+    rate: Option<u64>,
+    /// -1, 0 or 1.
+    #[arg(long, allow_hyphen_values = true)]
+    acks: Option<i32>,
+    /// none, gzip, snappy, lz4 or zstd.
+    #[arg(long)]
+    compression: Option<String>,
+    /// Measured seconds.
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Warm-up seconds, excluded from results.
+    #[arg(long)]
+    warmup: Option<u64>,
+    /// Max seconds consumers keep draining after producers stop.
+    #[arg(long)]
+    drain: Option<u64>,
+    #[arg(long)]
+    linger_ms: Option<u32>,
+    #[arg(long)]
+    batch_size: Option<u32>,
+    /// Tenant as NAME, NAME:USER:PASS or NAME:USER:PASS:RATE; repeat for several. Replaces the YAML list.
+    #[arg(long = "tenant")]
+    tenants: Vec<String>,
+    /// Extra librdkafka property KEY=VALUE for every client; repeatable.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    client_config: Vec<String>,
+}
+
+impl RunArgs {
+    fn workload(&self) -> Result<Workload> {
+        let mut w = match &self.workload {
+            Some(p) => Workload::from_file(p)?,
+            None => Workload::default(),
+        };
+        macro_rules! set {
+            ($($field:ident = $flag:ident),* $(,)?) => {
+                $(if let Some(v) = &self.$flag { w.$field = v.clone(); })*
+            };
+        }
+        set!(
+            bootstrap_servers = bootstrap_servers,
+            topic_prefix = topic_prefix,
+            topics = topics,
+            partitions_per_topic = partitions,
+            replication_factor = replication_factor,
+            producers = producers,
+            consumers = consumers,
+            record_size = record_size,
+            rate = rate,
+            acks = acks,
+            compression = compression,
+            duration_s = duration,
+            warmup_s = warmup,
+            drain_s = drain,
+            linger_ms = linger_ms,
+            batch_size = batch_size,
+        );
+        if self.no_create_topics {
+            w.create_topics = false;
+        }
+        if !self.tenants.is_empty() {
+            w.tenants = self
+                .tenants
+                .iter()
+                .map(|s| parse_tenant_flag(s))
+                .collect::<Result<_>>()?;
+        }
+        for kv in &self.client_config {
+            let (k, v) = kv
+                .split_once('=')
+                .with_context(|| format!("-X {kv:?}: expected KEY=VALUE"))?;
+            w.client_config.insert(k.to_string(), v.to_string());
+        }
+        w.validate()?;
+        Ok(w)
+    }
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,loadtest=info")),
+        )
+        .init();
+    match Cli::parse().cmd {
+        Cmd::Run(args) => {
+            let w = args.workload()?;
+            if args.print_workload {
+                print!("{}", serde_yaml::to_string(&w.redacted())?);
+                return Ok(());
+            }
+            // Kept alive for the whole run when used.
+            let mut w = w;
+            let _mock = if args.mock_cluster {
+                Some(loadtest::mock::start(&mut w)?)
+            } else {
+                None
+            };
+            let result = loadtest::run::run(w, !args.quiet)?;
+            if let Some(out) = &args.out {
+                result.write(out)?;
+                eprintln!("result written to {}", out.display());
+            }
+            print!("{}", result.summary());
+        }
+        Cmd::Plot { results, out_dir } => {
+            for p in loadtest::plot::plot_files(&results, &out_dir)? {
+                println!("{}", p.display());
+            }
+        }
+    }
+    Ok(())
+}

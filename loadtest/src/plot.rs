@@ -1,0 +1,347 @@
+//! PNG charts from result files.
+//!
+//! Owns: `loadtest plot`: latency over time (p50/p99 per second), latency CDFs (publish and end-to-end)
+//! and throughput per tenant over time, one chart each, overlaying every result given. Text is drawn
+//! with DejaVu Sans embedded from the `dejavu` crate (registered with plotters' `ab_glyph` backend), so
+//! no system fonts or fontconfig are needed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use anyhow::{anyhow, Context, Result};
+use plotters::prelude::*;
+
+use crate::result::RunResult;
+
+const FONT: &str = "sans-serif";
+const SIZE: (u32, u32) = (1280, 720);
+/// Legends beyond this many series are left out (the lines are still drawn).
+const MAX_LEGEND: usize = 16;
+/// The CDF x axis shows "nines": x = -log10(1 - q), capped at 99.999%.
+const MAX_NINES: f64 = 5.0;
+
+static FONT_INIT: Once = Once::new();
+
+fn register_font() -> Result<()> {
+    let mut res = Ok(());
+    FONT_INIT.call_once(|| {
+        res = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
+            .map_err(|_| anyhow!("embedded DejaVu Sans could not be loaded"));
+    });
+    res
+}
+
+/// One labelled line.
+struct Line {
+    label: String,
+    points: Vec<(f64, f64)>,
+}
+
+/// Writes the three charts into `out_dir` and returns their paths.
+pub fn plot_files(inputs: &[PathBuf], out_dir: &Path) -> Result<Vec<PathBuf>> {
+    register_font()?;
+    let mut results = Vec::new();
+    for p in inputs {
+        let label = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| p.display().to_string());
+        results.push((label, RunResult::read(p)?));
+    }
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let mut written = Vec::new();
+
+    let mut lat = Vec::new();
+    for (label, r) in &results {
+        let s = &r.total.series;
+        // A 0 ms value means the second had no samples (recorded values are >= 1 us): leave a gap.
+        let pick = |f: fn(&crate::result::SecondSample) -> f64| {
+            s.iter()
+                .map(|x| (x.t_s, f(x)))
+                .filter(|&(_, y)| y > 0.0)
+                .collect()
+        };
+        lat.push(Line {
+            label: format!("{label} publish p50"),
+            points: pick(|x| x.publish_p50_ms),
+        });
+        lat.push(Line {
+            label: format!("{label} publish p99"),
+            points: pick(|x| x.publish_p99_ms),
+        });
+        lat.push(Line {
+            label: format!("{label} e2e p50"),
+            points: pick(|x| x.e2e_p50_ms),
+        });
+        lat.push(Line {
+            label: format!("{label} e2e p99"),
+            points: pick(|x| x.e2e_p99_ms),
+        });
+    }
+    let path = out_dir.join("latency-over-time.png");
+    chart(
+        &path,
+        &Spec {
+            title: "Latency over time (all tenants)",
+            x_desc: "seconds since measurement start",
+            y_desc: "latency (ms, log scale)",
+            x_fmt: None,
+            log_y: true,
+            legend: SeriesLabelPosition::UpperLeft,
+        },
+        &lat,
+    )?;
+    written.push(path);
+
+    let mut cdf = Vec::new();
+    for (label, r) in &results {
+        let nines = |v: &Vec<[f64; 2]>| -> Vec<(f64, f64)> {
+            v.iter()
+                .map(|[q, ms]| (to_nines(*q), *ms))
+                .filter(|&(_, ms)| ms > 0.0)
+                .collect()
+        };
+        cdf.push(Line {
+            label: format!("{label} publish"),
+            points: nines(&r.total.publish_cdf),
+        });
+        cdf.push(Line {
+            label: format!("{label} end-to-end"),
+            points: nines(&r.total.e2e_cdf),
+        });
+    }
+    let path = out_dir.join("latency-cdf.png");
+    chart(
+        &path,
+        &Spec {
+            title: "Latency distribution (all tenants)",
+            x_desc: "percentile",
+            y_desc: "latency (ms, log scale)",
+            x_fmt: Some(nines_label),
+            log_y: true,
+            legend: SeriesLabelPosition::LowerRight,
+        },
+        &cdf,
+    )?;
+    written.push(path);
+
+    let mut tput = Vec::new();
+    for (label, r) in &results {
+        for t in &r.tenants {
+            tput.push(Line {
+                label: format!("{label}/{} publish", t.name),
+                points: t.series.iter().map(|x| (x.t_s, x.publish_mb_s)).collect(),
+            });
+            tput.push(Line {
+                label: format!("{label}/{} consume", t.name),
+                points: t.series.iter().map(|x| (x.t_s, x.consume_mb_s)).collect(),
+            });
+        }
+    }
+    let path = out_dir.join("throughput.png");
+    chart(
+        &path,
+        &Spec {
+            title: "Throughput per tenant",
+            x_desc: "seconds since measurement start",
+            y_desc: "MB/s (10^6 bytes)",
+            x_fmt: None,
+            log_y: false,
+            legend: SeriesLabelPosition::UpperLeft,
+        },
+        &tput,
+    )?;
+    written.push(path);
+    Ok(written)
+}
+
+/// Quantile (0..=1) to the CDF's x position.
+pub fn to_nines(q: f64) -> f64 {
+    if q >= 1.0 {
+        MAX_NINES
+    } else {
+        (-(1.0 - q).log10()).clamp(0.0, MAX_NINES)
+    }
+}
+
+/// CDF axis labels: x = 2 reads "99%".
+fn nines_label(x: &f64) -> String {
+    if *x >= MAX_NINES - 1e-9 {
+        return "max".into();
+    }
+    let pct = 100.0 * (1.0 - 10f64.powf(-x));
+    if pct < 99.0 {
+        format!("{pct:.0}%")
+    } else {
+        let s = format!("{pct:.3}");
+        format!("{}%", s.trim_end_matches('0').trim_end_matches('.'))
+    }
+}
+
+/// How one chart looks.
+struct Spec {
+    title: &'static str,
+    x_desc: &'static str,
+    y_desc: &'static str,
+    x_fmt: Option<fn(&f64) -> String>,
+    /// Logarithmic y axis (latencies spanning 1 ms .. 1 s stay readable).
+    log_y: bool,
+    /// Where the legend goes (out of the way of the lines' usual path).
+    legend: SeriesLabelPosition,
+}
+
+fn chart(path: &Path, spec: &Spec, lines: &[Line]) -> Result<()> {
+    let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, 0.0f64);
+    for &(x, y) in lines.iter().flat_map(|l| l.points.iter()) {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if x0 > x1 {
+        (x0, x1) = (0.0, 1.0);
+    }
+    if x1 - x0 < 1e-9 {
+        x1 = x0 + 1.0;
+    }
+    let y1 = if y1 <= 0.0 { 1.0 } else { y1 * 1.1 };
+    let y0 = if spec.log_y {
+        // Log axes need a positive floor; start a little under the smallest value.
+        if y0 > 0.0 && y0 < y1 {
+            y0 * 0.8
+        } else {
+            y1 / 1000.0
+        }
+    } else {
+        0.0
+    };
+
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut builder = ChartBuilder::on(&root);
+    builder
+        .caption(spec.title, (FONT, 28))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(80);
+    // The two coordinate types differ, so the drawing code is stamped out for each.
+    macro_rules! draw {
+        ($c:expr) => {{
+            let mut c = $c.map_err(|e| err(&e))?;
+            let mut mesh = c.configure_mesh();
+            mesh.x_desc(spec.x_desc)
+                .y_desc(spec.y_desc)
+                .label_style((FONT, 16));
+            if let Some(f) = spec.x_fmt.as_ref() {
+                // One label per "nine": 0%, 90%, 99%, 99.9%, ...
+                mesh.x_labels(MAX_NINES as usize + 1).x_label_formatter(f);
+            }
+            mesh.draw().map_err(|e| err(&e))?;
+            for (i, l) in lines.iter().enumerate() {
+                let color = Palette99::pick(i).to_rgba();
+                let series = c
+                    .draw_series(LineSeries::new(
+                        l.points.iter().copied(),
+                        color.stroke_width(2),
+                    ))
+                    .map_err(|e| err(&e))?;
+                if i < MAX_LEGEND {
+                    series.label(l.label.clone()).legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                    });
+                }
+            }
+            if !lines.is_empty() {
+                c.configure_series_labels()
+                    .position(spec.legend.clone())
+                    .label_font((FONT, 16))
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .draw()
+                    .map_err(|e| err(&e))?;
+            }
+        }};
+    }
+    if spec.log_y {
+        draw!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()));
+    } else {
+        draw!(builder.build_cartesian_2d(x0..x1, y0..y1));
+    }
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::result::{RunResult, SecondSample, TenantResult, RESULT_VERSION};
+    use crate::stats::LatencyHist;
+    use crate::workload::Workload;
+
+    fn synthetic(name: &str, scale: f64) -> TenantResult {
+        let mut h = LatencyHist::new();
+        for i in 1..=10_000u64 {
+            h.record_us((i as f64 * scale) as u64);
+        }
+        let series = (1..=20)
+            .map(|t| SecondSample {
+                t_s: t as f64,
+                publish_mb_s: 50.0 * scale,
+                consume_mb_s: 49.0 * scale,
+                publish_p50_ms: 2.0 * scale,
+                publish_p99_ms: 5.0 * scale + (t % 5) as f64,
+                e2e_p50_ms: 3.0 * scale,
+                e2e_p99_ms: 8.0 * scale + (t % 3) as f64,
+                ..SecondSample::default()
+            })
+            .collect();
+        TenantResult {
+            name: name.into(),
+            publish_cdf: h.cdf(),
+            e2e_cdf: h.cdf(),
+            series,
+            ..TenantResult::default()
+        }
+    }
+
+    #[test]
+    fn writes_three_pngs() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("run-a.json");
+        RunResult {
+            version: RESULT_VERSION,
+            workload: Workload::default(),
+            started_unix_s: 0,
+            measured_s: 20.0,
+            tenants: vec![synthetic("quiet", 1.0), synthetic("noisy", 2.0)],
+            total: synthetic("total", 1.5),
+        }
+        .write(&input)
+        .unwrap();
+        let out = dir.path().join("plots");
+        let files = plot_files(&[input], &out).unwrap();
+        assert_eq!(files.len(), 3);
+        for f in files {
+            let bytes = std::fs::read(&f).unwrap();
+            assert_eq!(&bytes[1..4], b"PNG", "{}", f.display());
+            assert!(bytes.len() > 10_000, "{} suspiciously small", f.display());
+        }
+        if let Ok(keep) = std::env::var("LOADTEST_KEEP_PLOTS") {
+            for f in ["latency-over-time.png", "latency-cdf.png", "throughput.png"] {
+                std::fs::copy(out.join(f), std::path::Path::new(&keep).join(f)).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn nines_axis() {
+        assert_eq!(to_nines(0.0), 0.0);
+        assert!((to_nines(0.99) - 2.0).abs() < 1e-9);
+        assert_eq!(to_nines(1.0), MAX_NINES);
+        assert_eq!(nines_label(&1.0), "90%");
+        assert_eq!(nines_label(&3.0), "99.9%");
+        assert_eq!(nines_label(&MAX_NINES), "max");
+    }
+}
