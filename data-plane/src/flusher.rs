@@ -64,57 +64,59 @@ impl Flusher {
         if pending.is_empty() {
             return;
         }
-        let mut partitions: HashMap<usize, Arc<Partition>> = HashMap::new();
-        let mut waiters = Vec::new();
+        // Group waiters by partition: each partition is fsynced once per round.
+        let mut work: HashMap<usize, (Arc<Partition>, Vec<Waiter>)> = HashMap::new();
         for (p, w) in pending {
-            partitions.entry(Arc::as_ptr(&p) as usize).or_insert(p);
-            waiters.extend(w);
+            let entry = work
+                .entry(Arc::as_ptr(&p) as usize)
+                .or_insert_with(|| (p, Vec::new()));
+            entry.1.extend(w);
         }
-        let jobs: Vec<_> = partitions
+        let started = std::time::Instant::now();
+        let partitions = work.len();
+        // One blocking task per partition, so the files' fsyncs run concurrently and one slow
+        // file does not sit in front of the others.
+        let tasks: Vec<_> = work
             .into_values()
-            .map(|p| {
+            .map(|(p, waiters)| {
                 let job = p.flush_job();
-                (p, job)
+                let task = tokio::task::spawn_blocking(move || match job {
+                    Some(job) => job.run().map(|()| Some(job.end_offset)),
+                    None => Ok(None),
+                });
+                (p, waiters, task)
             })
             .collect();
-        let count = jobs.len();
-        let result = tokio::task::spawn_blocking(move || {
-            let mut done = Vec::with_capacity(jobs.len());
-            for (p, job) in jobs {
-                match job {
-                    Some(job) => {
-                        let end = job.end_offset;
-                        job.run().map_err(|e| {
-                            format!("fsync failed for {}-{}: {e}", p.topic, p.index)
-                        })?;
-                        done.push((p, Some(end)));
-                    }
-                    None => done.push((p, None)),
-                }
-            }
-            Ok::<_, String>(done)
-        })
-        .await
-        .unwrap_or_else(|e| Err(format!("flush task failed: {e}")));
-        let outcome = match result {
-            Ok(done) => {
-                for (p, end) in done {
+        let mut waiter_count = 0;
+        for (p, waiters, task) in tasks {
+            let outcome = match task.await {
+                Ok(Ok(end)) => {
                     match end {
                         Some(end) => p.mark_flushed(end),
                         None => p.mark_all_flushed(),
                     }
+                    Ok(())
                 }
-                trace!(partitions = count, waiters = waiters.len(), "flushed");
-                data_changed.notify_waiters();
-                Ok(())
-            }
-            Err(e) => {
+                Ok(Err(e)) => Err(format!("fsync failed for {}-{}: {e}", p.topic, p.index)),
+                Err(e) => Err(format!(
+                    "flush task failed for {}-{}: {e}",
+                    p.topic, p.index
+                )),
+            };
+            if let Err(e) = &outcome {
                 error!(error = %e, "flush failed; acks=-1 producers get KAFKA_STORAGE_ERROR");
-                Err(e)
             }
-        };
-        for w in waiters {
-            let _ = w.send(outcome.clone());
+            waiter_count += waiters.len();
+            for w in waiters {
+                let _ = w.send(outcome.clone());
+            }
         }
+        trace!(
+            partitions,
+            waiters = waiter_count,
+            micros = started.elapsed().as_micros() as u64,
+            "flushed"
+        );
+        data_changed.notify_waiters();
     }
 }
