@@ -8,11 +8,13 @@
 //! - [`producer`] / [`consumer`]: the per-client threads and the payload timestamp;
 //! - [`stats`]: histograms, counters and rate math; [`collector`]: live windows -> results;
 //! - [`run`]: orchestration and the progress line; [`result`]: JSON result and summary text;
+//! - [`limits`]: what the machine can do (loopback TCP, disk write and fsync) for ratios;
 //! - [`plot`]: PNG charts from result files; [`mock`]: librdkafka's in-process mock cluster for self-tests.
 
 pub mod clients;
 pub mod collector;
 pub mod consumer;
+pub mod limits;
 pub mod mock;
 pub mod pacer;
 pub mod plot;

@@ -29,6 +29,19 @@ enum Cmd {
         #[arg(long, default_value = "plots")]
         out_dir: PathBuf,
     },
+    /// Measure the machine: loopback TCP throughput, sequential write with and without fsync in
+    /// DIR, and fsync-round latency at 50 MB/s over 8 files.
+    Limits {
+        /// Directory on the disk the broker's data would use (probe files are removed after).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Seconds per probe.
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        /// Where to write the JSON result.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -180,6 +193,14 @@ fn main() -> Result<()> {
                 eprintln!("result written to {}", out.display());
             }
             print!("{}", result.summary());
+        }
+        Cmd::Limits { dir, secs, out } => {
+            let limits = loadtest::limits::measure(&dir, secs)?;
+            print!("{}", limits.summary());
+            if let Some(out) = out {
+                std::fs::write(&out, serde_json::to_vec_pretty(&limits)?)
+                    .with_context(|| format!("write {}", out.display()))?;
+            }
         }
         Cmd::Plot { results, out_dir } => {
             for p in loadtest::plot::plot_files(&results, &out_dir)? {

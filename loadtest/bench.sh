@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# One command for the benchmark table: the machine's limits, then Tributary, on this machine.
+#   bash loadtest/bench.sh [--secs N] [--record]
+# Prints a markdown section (date, commit, machine, commands, figures, ratios to the limits);
+# --record also inserts it at the top of BENCHMARKS.md's results.
+# Runs today: limits (loopback TCP, disk write/fsync, fsync rounds) and a standalone broker
+# (max throughput acks=1; 50 MB/s acks=-1 with fsync). The 3-broker cell and the peer broker
+# (Tansu) join when the cells issue lands.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=60 RECORD=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --secs) SECS=$2; shift 2 ;;
+    --record) RECORD=1; shift ;;
+    *) echo "usage: $0 [--secs N] [--record]" >&2; exit 2 ;;
+  esac
+done
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tributary/target}
+cargo build --release --quiet -p loadtest -p tributary
+BIN=$CARGO_TARGET_DIR/release
+OUT=$CARGO_TARGET_DIR/bench/$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$OUT"
+PORT=$((20000 + RANDOM % 20000))
+BROKER_PID=
+cleanup() { [ -n "$BROKER_PID" ] && kill "$BROKER_PID" 2>/dev/null; rm -rf "$OUT/data"; }
+trap cleanup EXIT
+
+echo "== limits ($((SECS / 6 + 1)) s per probe)" >&2
+"$BIN/loadtest" limits --dir "$OUT" --secs $((SECS / 6 + 1)) --out "$OUT/limits.json" >&2
+
+broker() { # fsync policy
+  rm -rf "$OUT/data"; sleep 2
+  "$BIN/tributary" broker --standalone --listen 127.0.0.1:$PORT --data-dir "$OUT/data" --fsync "$1" \
+    > "$OUT/broker-$1.log" 2>&1 &
+  BROKER_PID=$!; sleep 1
+}
+scenario() { # name scenario-file
+  echo "== $1" >&2
+  "$BIN/loadtest" run -w "loadtest/scenarios/$2" --bootstrap-servers 127.0.0.1:$PORT \
+    --duration "$SECS" --warmup $((SECS / 6)) --quiet --out "$OUT/$1.json" >&2
+}
+broker always
+scenario max-acks1 max-throughput.yaml
+kill $BROKER_PID; wait $BROKER_PID 2>/dev/null || true
+broker always
+scenario fixed-acksall fixed-rate-latency.yaml
+kill $BROKER_PID; wait $BROKER_PID 2>/dev/null || true
+BROKER_PID=
+"$BIN/loadtest" plot "$OUT"/fixed-acksall.json --out-dir "$OUT/plots" >/dev/null
+
+python3 - "$OUT" "$SECS" > "$OUT/report.md" <<'PY'
+import json, subprocess, sys, platform, os
+out, secs = sys.argv[1], sys.argv[2]
+lim = json.load(open(f"{out}/limits.json"))
+r = {n: json.load(open(f"{out}/{n}.json"))["total"] for n in ["max-acks1", "fixed-acksall"]}
+commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+date = subprocess.run(["date", "-u", "+%Y-%m-%d"], capture_output=True, text=True).stdout.strip()
+print(f"## {date} · loadtest/bench.sh · commit `{commit}`\n")
+print(f"Machine: {os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}; "
+      f"{secs} s per scenario. Command: `bash loadtest/bench.sh --secs {secs}`.\n")
+print("| measurement | figure | ratio to the limit |\n|---|---|---|")
+print(f"| limit: loopback TCP, 1 connection | {lim['loopback_tcp_mb_s']:.0f} MB/s | |")
+print(f"| limit: disk sequential write | {lim['disk_write_mb_s']:.0f} MB/s | |")
+print(f"| limit: disk write + fdatasync per MiB | {lim['disk_write_fsync_mb_s']:.0f} MB/s | |")
+print(f"| limit: fsync rounds, 8 files at 50 MB/s | p50 {lim['fsync_round_p50_ms']:.2f} / p99 {lim['fsync_round_p99_ms']:.2f} / max {lim['fsync_round_max_ms']:.0f} ms | |")
+m = r["max-acks1"]
+print(f"| Tributary standalone, acks=1, max rate | {m['publish_mb_s']:.1f} MB/s produced | "
+      f"{m['publish_mb_s']/lim['loopback_tcp_mb_s']:.2f} of loopback, {m['publish_mb_s']/lim['disk_write_mb_s']:.2f} of disk write |")
+f = r["fixed-acksall"]; p = f["publish_latency"]
+print(f"| Tributary standalone, acks=-1 + fsync, 50 MB/s | {f['publish_mb_s']:.1f} MB/s; publish p50 {p['p50_ms']:.1f} / p99 {p['p99_ms']:.1f} / max {p['max_ms']:.0f} ms | "
+      f"p99 {p['p99_ms']/max(lim['fsync_round_p99_ms'], 1e-9):.1f}x the disk's fsync-round p99 |")
+print(f"\nResults, logs and plots: `{out}`.")
+PY
+cat "$OUT/report.md"
+if [ "$RECORD" = 1 ]; then
+  python3 - "$OUT/report.md" <<'PY'
+import sys
+section = open(sys.argv[1]).read().rstrip() + "\n\n"
+doc = open("BENCHMARKS.md").read()
+marker = "\n## "
+i = doc.find(marker)
+doc = doc[: i + 1] + section + doc[i + 1 :] if i >= 0 else doc + "\n" + section
+open("BENCHMARKS.md", "w").write(doc)
+PY
+  echo "recorded in BENCHMARKS.md" >&2
+fi
