@@ -247,17 +247,7 @@ impl Segment {
     pub fn seal(&mut self) -> io::Result<()> {
         if !self.is_empty() {
             let rel = self.rel(self.last_batch_base);
-            let needs = self
-                .time_index
-                .entries
-                .last()
-                .is_none_or(|e| self.max_timestamp > e.timestamp);
-            if needs {
-                self.time_index.append(TimeEntry {
-                    timestamp: self.max_timestamp,
-                    rel_offset: rel,
-                })?;
-            }
+            self.append_time_entry(rel)?;
         }
         self.file.sync_data()?;
         self.index.sync()?;
