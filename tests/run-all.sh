@@ -3,8 +3,9 @@
 # Works on a fresh Debian machine with the Rust toolchain: installs kcat (Debian) and the
 # Python Kafka clients (PyPI, into a venv) when they are missing, builds once into a
 # target dir outside the clone, then runs formatting and lint checks, the Rust tests
-# (unit, integration against real broker processes, fuzz properties) and the Python
-# client suite (confluent-kafka, kafka-python, kcat).
+# (unit, integration against real broker processes, fuzz properties), the Python client
+# suite (confluent-kafka, kafka-python, kcat) and the JavaScript client suite (kafkajs,
+# installed from the npm registry with the lockfile).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -29,6 +30,15 @@ fi
 "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
 echo "kcat: $(kcat -V 2>&1 | grep -o 'librdkafka [0-9.]*' | head -1); python: $("$VENV/bin/python" -c 'import confluent_kafka, kafka; print("confluent-kafka", confluent_kafka.version()[0], "kafka-python", kafka.__version__)')"
 
+if ! command -v node >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  else
+    echo "node is missing: sudo apt-get install nodejs npm" >&2; exit 1
+  fi
+fi
+(cd tests/js && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -44,6 +54,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+
+step "javascript client suite (kafkajs)"
+TRIBUTARY_BIN="$CARGO_TARGET_DIR/debug/tributary" node --test tests/js/
 
 step "python client suite"
 TRIBUTARY_BIN="$CARGO_TARGET_DIR/debug/tributary" "$VENV/bin/python" -m pytest -q tests/python
