@@ -28,6 +28,9 @@ pub struct BrokerConfig {
     pub data_dir: PathBuf,
     /// Largest request frame accepted (`socket.request.max.bytes`); bigger closes the connection.
     pub max_request_bytes: usize,
+    /// Largest fetch response, whatever the client asks (Kafka's `fetch.max.bytes`); at least one
+    /// batch is still returned when a single batch is larger (KIP-74).
+    pub fetch_max_bytes: usize,
     /// Most requests read ahead of their responses on one connection.
     pub max_in_flight_per_connection: usize,
     /// Most open client connections on this broker.
@@ -58,6 +61,7 @@ impl BrokerConfig {
             advertised_port: 0,
             data_dir: data_dir.into(),
             max_request_bytes: 100 * 1024 * 1024,
+            fetch_max_bytes: 57_671_680,
             max_in_flight_per_connection: 16,
             max_connections: 10_000,
             fsync: FsyncPolicy::Always,

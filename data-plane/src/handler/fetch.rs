@@ -51,10 +51,11 @@ fn has_errors(resp: &FetchResponse) -> bool {
 
 /// One pass over the requested partitions: the response and the record bytes it carries.
 fn read_once(broker: &Broker, req: &FetchRequest) -> (FetchResponse, usize) {
+    let cap = broker.config.fetch_max_bytes;
     let mut remaining = if req.max_bytes <= 0 {
-        i32::MAX as usize
+        cap
     } else {
-        req.max_bytes as usize
+        (req.max_bytes as usize).min(cap)
     };
     let mut total = 0usize;
     let mut topics = Vec::with_capacity(req.topics.len());
