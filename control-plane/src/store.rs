@@ -65,6 +65,10 @@ pub struct PageCursor {
     pub id: String,
 }
 
+/// Tries at generating a fresh short id before giving up (a collision needs ~2^15 ids
+/// of a kind to become likely).
+const ID_ATTEMPTS: usize = 3;
+
 const ENV_COLUMNS: &str = "id, organization_id, display_name, created_at, updated_at";
 
 fn env_from_row(row: &AnyRow) -> Result<Environment> {
@@ -142,6 +146,33 @@ impl Store {
         password_hash: &str,
         organization_name: &str,
     ) -> Result<(String, String)> {
+        for _ in 0..ID_ATTEMPTS {
+            match self
+                .try_create_user_and_org(email, password_hash, organization_name)
+                .await
+            {
+                Err(e) if is_unique_violation(&e) => {
+                    if self.user_by_email(email).await?.is_some() {
+                        return Err(Error::Conflict(format!(
+                            "an account with email {email} already exists; log in instead"
+                        )));
+                    }
+                    // Otherwise a short id collided: try again with a new one.
+                }
+                other => return Ok(other?),
+            }
+        }
+        Err(Error::Internal(
+            "could not allocate a unique user id".into(),
+        ))
+    }
+
+    async fn try_create_user_and_org(
+        &self,
+        email: &str,
+        password_hash: &str,
+        organization_name: &str,
+    ) -> Result<(String, String), sqlx::Error> {
         let now = now_millis();
         let org_id = uuid::Uuid::new_v4().to_string();
         let user_id = short_id("u");
@@ -152,7 +183,7 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        let inserted = sqlx::query(
+        sqlx::query(
             "INSERT INTO users (id, organization_id, email, password_hash, created_at) \
              VALUES ($1, $2, $3, $4, $5)",
         )
@@ -162,16 +193,7 @@ impl Store {
         .bind(password_hash)
         .bind(now)
         .execute(&mut *tx)
-        .await;
-        match inserted {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {
-                return Err(Error::Conflict(format!(
-                    "an account with email {email} already exists; log in instead"
-                )))
-            }
-            Err(e) => return Err(e.into()),
-        }
+        .await?;
         tx.commit().await?;
         Ok((user_id, org_id))
     }
@@ -237,31 +259,42 @@ impl Store {
         .transpose()
     }
 
+    /// Creates an environment in `org_id`, retrying with a new id on a (rare) short-id
+    /// collision.
     pub async fn create_environment(
         &self,
         org_id: &str,
         display_name: &str,
     ) -> Result<Environment> {
-        let now = now_millis();
-        let env = Environment {
-            id: short_id("env"),
-            organization_id: org_id.to_string(),
-            display_name: display_name.to_string(),
-            created_at: now,
-            updated_at: now,
-        };
-        sqlx::query(
-            "INSERT INTO environments (id, organization_id, display_name, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&env.id)
-        .bind(&env.organization_id)
-        .bind(&env.display_name)
-        .bind(env.created_at)
-        .bind(env.updated_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(env)
+        for _ in 0..ID_ATTEMPTS {
+            let now = now_millis();
+            let env = Environment {
+                id: short_id("env"),
+                organization_id: org_id.to_string(),
+                display_name: display_name.to_string(),
+                created_at: now,
+                updated_at: now,
+            };
+            let inserted = sqlx::query(
+                "INSERT INTO environments (id, organization_id, display_name, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&env.id)
+            .bind(&env.organization_id)
+            .bind(&env.display_name)
+            .bind(env.created_at)
+            .bind(env.updated_at)
+            .execute(&self.pool)
+            .await;
+            match inserted {
+                Ok(_) => return Ok(env),
+                Err(e) if is_unique_violation(&e) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Internal(
+            "could not allocate a unique environment id".into(),
+        ))
     }
 
     /// Up to `limit` environments of `org_id` in (created_at, id) order, after `after`.

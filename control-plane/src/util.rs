@@ -6,8 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
 /// A Confluent-style short id such as `u-k3x9qa` or `env-0p2m7d`: the prefix, a dash and
-/// six random base-36 characters (about 31 bits; a collision fails the insert with a
-/// conflict rather than merging rows, and ids are per-organisation-visible only).
+/// six random base-36 characters (about 31 bits). A collision fails the insert on the
+/// primary key, and the store retries with a new id.
 pub fn short_id(prefix: &str) -> String {
     let mut n = uuid::Uuid::new_v4().as_u128();
     let mut id = String::with_capacity(prefix.len() + 7);

@@ -450,3 +450,29 @@ async fn sqlite_file_is_in_wal_mode() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn serve_returns_after_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = control_plane::Store::open_sqlite_dir(dir.path())
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(control_plane::serve(
+        listener,
+        control_plane::AppState::new(store, test_config()),
+        shutdown.clone(),
+    ));
+    let res = reqwest::get(format!("http://{addr}/org/v2/environments"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("serve stops within 5 s of cancellation")
+        .unwrap()
+        .unwrap();
+}
