@@ -1,7 +1,8 @@
 //! Sign-up, login and the bearer-token extractor.
 //!
 //! Passwords are hashed with argon2id (default parameters) on the blocking pool, so a
-//! burst of logins cannot stall the async workers. Login answers the same 401 for an
+//! burst of logins cannot stall the async workers, and at most
+//! `max_concurrent_password_hashes` at once, so it cannot exhaust memory either. Login answers the same 401 for an
 //! unknown email and a wrong password, and verifies against a dummy hash for unknown
 //! emails so the timing does not tell them apart either.
 
@@ -18,6 +19,7 @@ use axum::http::{header, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
+use tokio::sync::Semaphore;
 
 const MIN_PASSWORD_CHARS: usize = 8;
 /// Bounds the work one request can ask of the hasher.
@@ -89,7 +91,11 @@ pub(crate) fn validate_name(field: &str, value: &str) -> Result<String> {
     Ok(value.to_string())
 }
 
-async fn hash_password(password: String) -> Result<String> {
+async fn hash_password(permits: &Semaphore, password: String) -> Result<String> {
+    let _permit = permits
+        .acquire()
+        .await
+        .map_err(|_| Error::Internal("password hashing is shut down".into()))?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::encode_b64(uuid::Uuid::new_v4().as_bytes())
             .map_err(|e| Error::Internal(format!("salt: {e}")))?;
@@ -115,7 +121,15 @@ fn dummy_hash() -> &'static str {
     })
 }
 
-async fn verify_password(password: String, hash: Option<String>) -> Result<bool> {
+async fn verify_password(
+    permits: &Semaphore,
+    password: String,
+    hash: Option<String>,
+) -> Result<bool> {
+    let _permit = permits
+        .acquire()
+        .await
+        .map_err(|_| Error::Internal("password hashing is shut down".into()))?;
     tokio::task::spawn_blocking(move || {
         let hash = hash.unwrap_or_else(|| dummy_hash().to_string());
         let parsed = PasswordHash::new(&hash)
@@ -145,7 +159,7 @@ pub async fn signup(
         )));
     }
     let organization_name = validate_name("organization_name", &req.organization_name)?;
-    let hash = hash_password(req.password).await?;
+    let hash = hash_password(&state.hash_permits, req.password).await?;
     let (user_id, organization_id) = state
         .store
         .create_user_and_org(&email, &hash, &organization_name)
@@ -171,7 +185,12 @@ pub async fn login(
     }
     let email = req.email.trim().to_lowercase();
     let user = state.store.user_by_email(&email).await?;
-    let ok = verify_password(req.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
+    let ok = verify_password(
+        &state.hash_permits,
+        req.password,
+        user.as_ref().map(|u| u.password_hash.clone()),
+    )
+    .await?;
     let user = match user {
         Some(user) if ok => user,
         _ => return Err(wrong()),

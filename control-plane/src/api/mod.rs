@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// Settings of the REST API.
@@ -34,6 +35,9 @@ pub struct ApiConfig {
     pub session_ttl: Duration,
     /// The per-client-IP limit on sign-up and login.
     pub auth_rate_limit: RateLimitConfig,
+    /// Most argon2 hashes computed at once (each takes ~19 MiB and a core for tens of
+    /// milliseconds); further sign-ups and logins wait for a permit.
+    pub max_concurrent_password_hashes: usize,
 }
 
 impl Default for ApiConfig {
@@ -42,6 +46,7 @@ impl Default for ApiConfig {
             public_url: None,
             session_ttl: Duration::from_secs(12 * 3600),
             auth_rate_limit: RateLimitConfig::default(),
+            max_concurrent_password_hashes: 4,
         }
     }
 }
@@ -51,12 +56,15 @@ impl Default for ApiConfig {
 pub struct AppState {
     pub store: Store,
     pub config: Arc<ApiConfig>,
+    /// Permits for password hashing; see [`ApiConfig::max_concurrent_password_hashes`].
+    pub(crate) hash_permits: Arc<Semaphore>,
 }
 
 impl AppState {
     pub fn new(store: Store, config: ApiConfig) -> AppState {
         AppState {
             store,
+            hash_permits: Arc::new(Semaphore::new(config.max_concurrent_password_hashes.max(1))),
             config: Arc::new(config),
         }
     }
