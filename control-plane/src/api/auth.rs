@@ -1,0 +1,269 @@
+//! Sign-up, login and the bearer-token extractor.
+//!
+//! Passwords are hashed with argon2id (default parameters) on the blocking pool, so a
+//! burst of logins cannot stall the async workers, and at most
+//! `max_concurrent_password_hashes` at once, so it cannot exhaust memory either. Login answers the same 401 for an
+//! unknown email and a wrong password, and verifies against a dummy hash for unknown
+//! emails so the timing does not tell them apart either.
+
+use super::extract::ApiJson;
+use super::AppState;
+use crate::error::{Error, Result};
+use crate::store::Principal;
+use crate::util::{new_token, now_millis, rfc3339_millis, token_hash};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
+use tokio::sync::Semaphore;
+
+const MIN_PASSWORD_CHARS: usize = 8;
+/// Bounds the work one request can ask of the hasher.
+const MAX_PASSWORD_BYTES: usize = 1024;
+const MAX_EMAIL_BYTES: usize = 254;
+const MAX_NAME_CHARS: usize = 255;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignupRequest {
+    email: String,
+    password: String,
+    organization_name: String,
+}
+
+#[derive(Serialize)]
+pub struct SignupResponse {
+    user_id: String,
+    organization_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+pub struct LoginResponse {
+    token: String,
+    expires_at: String,
+}
+
+/// Lower-cases and checks the shape `local@domain.tld`: no spaces, one `@`, a dot in
+/// the domain, at most 254 bytes.
+fn normalize_email(email: &str) -> Result<String> {
+    let email = email.trim().to_lowercase();
+    let bad = || {
+        Error::InvalidArgument(format!(
+            "email {email:?} is not a valid address; use the form name@example.com"
+        ))
+    };
+    if email.len() > MAX_EMAIL_BYTES || email.chars().any(char::is_whitespace) {
+        return Err(bad());
+    }
+    let (local, domain) = email.split_once('@').ok_or_else(bad)?;
+    let domain_ok = !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.');
+    if local.is_empty() || !domain_ok {
+        return Err(bad());
+    }
+    Ok(email)
+}
+
+/// Checks a display or organisation name: non-empty after trimming, at most 255 characters.
+pub(crate) fn validate_name(field: &str, value: &str) -> Result<String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(Error::InvalidArgument(format!("{field} must not be empty")));
+    }
+    if value.chars().count() > MAX_NAME_CHARS {
+        return Err(Error::InvalidArgument(format!(
+            "{field} is too long; use at most {MAX_NAME_CHARS} characters"
+        )));
+    }
+    Ok(value.to_string())
+}
+
+async fn hash_password(permits: &Semaphore, password: String) -> Result<String> {
+    let _permit = permits
+        .acquire()
+        .await
+        .map_err(|_| Error::Internal("password hashing is shut down".into()))?;
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::encode_b64(uuid::Uuid::new_v4().as_bytes())
+            .map_err(|e| Error::Internal(format!("salt: {e}")))?;
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| Error::Internal(format!("argon2: {e}")))
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("hashing task: {e}")))?
+}
+
+/// A hash of a password nobody knows, verified against when the email is unknown.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let salt = SaltString::encode_b64(uuid::Uuid::new_v4().as_bytes())
+            .expect("16 bytes is a valid salt length");
+        Argon2::default()
+            .hash_password(uuid::Uuid::new_v4().to_string().as_bytes(), &salt)
+            .expect("argon2 with default parameters hashes any input")
+            .to_string()
+    })
+}
+
+async fn verify_password(
+    permits: &Semaphore,
+    password: String,
+    hash: Option<String>,
+) -> Result<bool> {
+    let _permit = permits
+        .acquire()
+        .await
+        .map_err(|_| Error::Internal("password hashing is shut down".into()))?;
+    tokio::task::spawn_blocking(move || {
+        let hash = hash.unwrap_or_else(|| dummy_hash().to_string());
+        let parsed = PasswordHash::new(&hash)
+            .map_err(|e| Error::Internal(format!("stored password hash: {e}")))?;
+        Ok(Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok())
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("verify task: {e}")))?
+}
+
+/// `POST /v1/signup`: creates an organisation and its first user.
+pub async fn signup(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<SignupRequest>,
+) -> Result<(StatusCode, Json<SignupResponse>)> {
+    let email = normalize_email(&req.email)?;
+    if req.password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(Error::InvalidArgument(format!(
+            "password is too short; use at least {MIN_PASSWORD_CHARS} characters"
+        )));
+    }
+    if req.password.len() > MAX_PASSWORD_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "password is too long; use at most {MAX_PASSWORD_BYTES} bytes"
+        )));
+    }
+    let organization_name = validate_name("organization_name", &req.organization_name)?;
+    let hash = hash_password(&state.hash_permits, req.password).await?;
+    let (user_id, organization_id) = state
+        .store
+        .create_user_and_org(&email, &hash, &organization_name)
+        .await?;
+    tracing::info!(%user_id, %organization_id, "signed up");
+    Ok((
+        StatusCode::CREATED,
+        Json(SignupResponse {
+            user_id,
+            organization_id,
+        }),
+    ))
+}
+
+/// `POST /v1/login`: exchanges email and password for a bearer token.
+pub async fn login(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Json<LoginResponse>> {
+    let wrong = || Error::Unauthenticated("wrong email or password".into());
+    if req.password.len() > MAX_PASSWORD_BYTES {
+        return Err(wrong());
+    }
+    let email = req.email.trim().to_lowercase();
+    let user = state.store.user_by_email(&email).await?;
+    let ok = verify_password(
+        &state.hash_permits,
+        req.password,
+        user.as_ref().map(|u| u.password_hash.clone()),
+    )
+    .await?;
+    let user = match user {
+        Some(user) if ok => user,
+        _ => return Err(wrong()),
+    };
+    let token = new_token();
+    let now = now_millis();
+    let ttl = i64::try_from(state.config.session_ttl.as_millis()).unwrap_or(i64::MAX);
+    let expires_at = now.saturating_add(ttl);
+    state
+        .store
+        .insert_session(&token_hash(&token), &user.id, now, expires_at)
+        .await?;
+    Ok(Json(LoginResponse {
+        token,
+        expires_at: rfc3339_millis(expires_at),
+    }))
+}
+
+/// The authenticated caller, from `Authorization: Bearer <token>`. Rejects with 401.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            Error::Unauthenticated(
+                "missing Authorization header; send `Authorization: Bearer <token>` with a \
+                 token from POST /v1/login"
+                    .into(),
+            )
+        })?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| {
+                Error::Unauthenticated("the Authorization header must be `Bearer <token>`".into())
+            })?;
+        match state
+            .store
+            .principal(&token_hash(token), now_millis())
+            .await?
+        {
+            Some(principal) => Ok(Caller(principal)),
+            None => Err(Error::Unauthenticated(
+                "the bearer token is invalid or expired; log in again with POST /v1/login".into(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_shapes() {
+        assert_eq!(normalize_email(" A@Example.com ").unwrap(), "a@example.com");
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "@b.com",
+            "a@.com",
+            "a@b.com.",
+            "a b@c.com",
+            "a@b@c.com",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! The crate's one error type, and its mapping to HTTP at the edge.
+//!
+//! Every REST error answers with Confluent's envelope
+//! `{"errors":[{"status":"404","code":"not_found","detail":"..."}]}`. Details say what
+//! to fix; internal errors are logged and answered without their cause.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed or fails validation (400).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// No, an invalid or an expired bearer token, or wrong credentials (401).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The resource does not exist in the caller's organisation (404). Another
+    /// organisation's resources answer this too, never 403.
+    #[error("{0}")]
+    NotFound(String),
+    /// The route exists but not for this method (405).
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// The resource already exists (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The client sent too many requests (429).
+    #[error("{0}")]
+    RateLimited(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+            Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// The stable machine-readable code in the envelope.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidArgument(_) => "invalid_argument",
+            Error::Unauthenticated(_) => "unauthenticated",
+            Error::NotFound(_) => "not_found",
+            Error::MethodNotAllowed(_) => "method_not_allowed",
+            Error::Conflict(_) => "conflict",
+            Error::RateLimited(_) => "rate_limited",
+            Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let detail = if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+            "internal error; try again later".to_string()
+        } else {
+            self.to_string()
+        };
+        let body = json!({
+            "errors": [{
+                "status": status.as_u16().to_string(),
+                "code": self.code(),
+                "detail": detail,
+            }]
+        });
+        (status, axum::Json(body)).into_response()
+    }
+}
