@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it: `bash tests/run-all.sh`.
-# Works on a fresh Debian machine with the Rust toolchain: installs kcat (Debian) and the
+# Works on a fresh Debian machine with the Rust toolchain: installs kcat and PostgreSQL
+# (Debian; a throwaway server is started for the control-plane tests and stopped after) and the
 # Python Kafka clients (PyPI, into a venv) when they are missing, builds once into a
 # target dir outside the clone, then runs formatting and lint checks, the Rust tests
 # (unit, integration against real broker processes, fuzz properties), the Python client
@@ -48,7 +49,10 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "build"
 cargo build --workspace --all-targets --quiet
 
-step "rust tests"
+step "rust tests (with a throwaway PostgreSQL for the control plane)"
+{ read -r PG_URL; read -r PG_DIR; } < <(control-plane/tests/pg.sh start)
+trap 'control-plane/tests/pg.sh stop "$PG_DIR" >/dev/null 2>&1 || true' EXIT
+export TRIBUTARY_TEST_POSTGRES_URL=$PG_URL
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast --failure-output final
 else

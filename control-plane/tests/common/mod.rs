@@ -1,5 +1,5 @@
-//! Test harness: a real API server on 127.0.0.1:0 over a fresh database, SQLite always
-//! and PostgreSQL when `TRIBUTARY_TEST_POSTGRES_URL` is set (a fresh `t_<random>`
+//! Test harness: a real API server on 127.0.0.1:0 over a fresh database: every test runs on
+//! SQLite and on PostgreSQL (`TRIBUTARY_TEST_POSTGRES_URL`, required: a fresh `t_<random>`
 //! database per test, created through that URL).
 
 #![allow(dead_code)]
@@ -188,13 +188,16 @@ macro_rules! on_every_backend {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    match $crate::common::postgres_url() {
-                        Some(url) => super::$name($crate::common::Db::Postgres(url)).await,
-                        None => eprintln!(
-                            "skipped: set {} to run on PostgreSQL",
+                    // A missing PostgreSQL is a failure, not a silent pass: the README's
+                    // test command (tests/run-all.sh) starts one with tests/pg.sh.
+                    let url = $crate::common::postgres_url().unwrap_or_else(|| {
+                        panic!(
+                            "set {} to a PostgreSQL admin URL (control-plane/tests/pg.sh start \
+                             prints one); tests/run-all.sh does this for you",
                             $crate::common::PG_ENV
-                        ),
-                    }
+                        )
+                    });
+                    super::$name($crate::common::Db::Postgres(url)).await
                 }
             )*
         }
