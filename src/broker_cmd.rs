@@ -97,18 +97,9 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         broker,
         shutdown.clone(),
     ));
-    wait_for_signal().await;
+    crate::wait_for_signal().await;
     info!("shutting down");
     shutdown.cancel();
     let _ = server.await;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

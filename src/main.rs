@@ -1,8 +1,9 @@
 //! `tributary`: one binary, many roles. `tributary broker --standalone` runs a single
-//! broker with a PLAINTEXT listener and no authentication; later roles (controller, control
-//! plane, dev stack) are further subcommands.
+//! broker with a PLAINTEXT listener and no authentication; `tributary control-plane` runs the
+//! REST API; later roles (cell controller, dev stack) are further subcommands.
 
 mod broker_cmd;
+mod control_plane_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     /// Run a broker.
     Broker(broker_cmd::BrokerArgs),
+    /// Run the control plane's REST API (sign-up, login, environments).
+    ControlPlane(control_plane_cmd::ControlPlaneArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,5 +44,22 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Broker(args) => runtime.block_on(broker_cmd::run(args)),
+        Command::ControlPlane(args) => runtime.block_on(control_plane_cmd::run(args)),
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub(crate) async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
