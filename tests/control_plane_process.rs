@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+// The child is handed to the caller, which stops and waits for it (`stop`).
+#[allow(clippy::zombie_processes)]
 fn start(data_dir: &Path, port_file: &Path) -> (Child, String) {
     let _ = std::fs::remove_file(port_file);
-    let child = Command::new(env!("CARGO_BIN_EXE_tributary"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tributary"))
         .args(["control-plane", "--listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(data_dir)
@@ -29,7 +31,11 @@ fn start(data_dir: &Path, port_file: &Path) -> (Child, String) {
                 return (child, addr.trim().to_string());
             }
         }
-        assert!(Instant::now() < deadline, "control plane did not start");
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("control plane did not start");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -44,6 +50,7 @@ fn stop(mut child: Child) {
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("control plane did not stop on SIGTERM");
 }
 
