@@ -2,6 +2,8 @@
 //! environment, stop it with SIGTERM, start it again on the same data dir, and find the user
 //! and the environment still there.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -41,21 +43,10 @@ fn start(data_dir: &Path, port_file: &Path) -> (Child, String) {
 }
 
 fn stop(mut child: Child) {
-    unsafe { kill(child.id() as i32, 15) };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if child.try_wait().ok().flatten().is_some() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("control plane did not stop on SIGTERM");
-}
-
-extern "C" {
-    fn kill(pid: i32, sig: i32) -> i32;
+    assert!(
+        common::sigterm_and_wait(&mut child),
+        "control plane did not stop on SIGTERM"
+    );
 }
 
 /// One HTTP/1.1 request with `Connection: close`; returns (status, JSON body or Null).

@@ -103,17 +103,9 @@ impl BrokerProcess {
     /// SIGTERM and wait for a clean exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            unsafe { libc_kill(child.id() as i32, 15) };
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if child.try_wait().ok().flatten().is_some() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            if !sigterm_and_wait(&mut child) {
+                panic!("broker did not stop on SIGTERM:\n{}", self.log_tail());
             }
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("broker did not stop on SIGTERM:\n{}", self.log_tail());
         }
     }
 
@@ -136,6 +128,21 @@ impl BrokerProcess {
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
+}
+
+/// SIGTERM `child` and wait up to 20 s for it to exit; false (after a SIGKILL) if it did not.
+pub fn sigterm_and_wait(child: &mut Child) -> bool {
+    unsafe { libc_kill(child.id() as i32, 15) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if child.try_wait().ok().flatten().is_some() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
 }
 
 extern "C" {
