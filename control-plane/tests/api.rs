@@ -57,16 +57,7 @@ async fn happy_path(db: Db) {
     assert!(env["metadata"]["updated_at"].is_string());
 
     let url = s.url(&format!("/org/v2/environments/{id}"));
-    let got: Value = s
-        .http
-        .get(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: Value = s.get_json(&url, &token).await;
     assert_eq!(got, env);
 
     let res = s
@@ -85,16 +76,7 @@ async fn happy_path(db: Db) {
         env["metadata"]["created_at"]
     );
 
-    let list: Value = s
-        .http
-        .get(s.url("/org/v2/environments"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = s.get_json(&s.url("/org/v2/environments"), &token).await;
     assert_eq!(list["kind"], "EnvironmentList");
     assert_eq!(list["api_version"], "org/v2");
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
@@ -311,16 +293,7 @@ async fn cross_organisation_isolation(db: Db) {
         .unwrap();
     assert_error(res, 404, "not_found").await;
 
-    let list: Value = s
-        .http
-        .get(s.url("/org/v2/environments"))
-        .bearer_auth(&mallory)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = s.get_json(&s.url("/org/v2/environments"), &mallory).await;
     let ids: Vec<&str> = list["data"]
         .as_array()
         .unwrap()
@@ -330,16 +303,7 @@ async fn cross_organisation_isolation(db: Db) {
     assert_eq!(ids, vec![own["id"].as_str().unwrap()]);
 
     // Alice's environment is untouched.
-    let got: Value = s
-        .http
-        .get(&url)
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: Value = s.get_json(&url, &alice).await;
     assert_eq!(got["display_name"], "alice-prod");
 }
 
@@ -382,15 +346,8 @@ async fn pagination(db: Db) {
     assert_eq!(seen, created);
 
     let page: Value = s
-        .http
-        .get(s.url("/org/v2/environments?page_size=100"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(s.url("/org/v2/environments?page_size=100"), &token)
+        .await;
     assert_eq!(page["data"].as_array().unwrap().len(), 25);
     assert!(page["metadata"].get("next").is_none());
 

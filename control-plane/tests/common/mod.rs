@@ -110,6 +110,19 @@ pub async fn start_with(db: &Db, config: ApiConfig) -> Server {
 }
 
 impl Server {
+    /// GET `url` with a bearer token and decode the JSON body (whatever the status).
+    pub async fn get_json(&self, url: &str, token: &str) -> Value {
+        self.http
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
