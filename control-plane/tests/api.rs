@@ -346,7 +346,7 @@ async fn pagination(db: Db) {
     assert_eq!(seen, created);
 
     let page: Value = s
-        .get_json(s.url("/org/v2/environments?page_size=100"), &token)
+        .get_json(&s.url("/org/v2/environments?page_size=100"), &token)
         .await;
     assert_eq!(page["data"].as_array().unwrap().len(), 25);
     assert!(page["metadata"].get("next").is_none());
