@@ -18,7 +18,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::ResponseError;
 use tracing::warn;
 
-use super::s;
+use super::{error_fields, s};
 use crate::broker::Broker;
 use crate::error::Error;
 use crate::topic_config;
@@ -120,8 +120,7 @@ pub async fn create_topics(
                 }
             }
             Err(e) => {
-                r.error_code = e.kafka_code();
-                r.error_message = Some(s(&e.to_string()));
+                (r.error_code, r.error_message) = error_fields(&e);
             }
         }
         results.push(r);
@@ -199,8 +198,7 @@ pub async fn create_partitions(
                 .await
         };
         if let Err(e) = result {
-            r.error_code = e.kafka_code();
-            r.error_message = Some(s(&e.to_string()));
+            (r.error_code, r.error_message) = error_fields(&e);
         }
         results.push(r);
     }

@@ -14,7 +14,7 @@ use kafka_protocol::messages::{
 };
 
 use super::admin::{SOURCE_DEFAULT, SOURCE_TOPIC};
-use super::s;
+use super::{error_fields, s};
 use crate::broker::Broker;
 use crate::error::{Error, Result};
 use crate::topic_config;
@@ -64,8 +64,7 @@ pub fn describe(
                     }
                     None => {
                         let e = Error::UnknownTopicOrPartition(format!("topic `{}` does not exist", res.resource_name.as_str()));
-                        out.error_code = e.kafka_code();
-                        out.error_message = Some(s(&e.to_string()));
+                        (out.error_code, out.error_message) = error_fields(&e);
                     }
                 },
                 RESOURCE_BROKER if res.resource_name.is_empty()
@@ -95,8 +94,7 @@ pub fn describe(
                         "config resource type {other} `{}` is not supported; use topics (2) or this broker (4)",
                         res.resource_name.as_str()
                     ));
-                    out.error_code = e.kafka_code();
-                    out.error_message = Some(s(&e.to_string()));
+                    (out.error_code, out.error_message) = error_fields(&e);
                 }
             }
             out
@@ -143,8 +141,7 @@ pub async fn alter(broker: &Arc<Broker>, req: AlterConfigsRequest) -> AlterConfi
             .with_resource_type(res.resource_type)
             .with_resource_name(res.resource_name);
         if let Err(e) = result {
-            r.error_code = e.kafka_code();
-            r.error_message = Some(s(&e.to_string()));
+            (r.error_code, r.error_message) = error_fields(&e);
         }
         responses.push(r);
     }
@@ -215,8 +212,7 @@ pub async fn incremental_alter(
             .with_resource_type(res.resource_type)
             .with_resource_name(res.resource_name);
         if let Err(e) = result {
-            r.error_code = e.kafka_code();
-            r.error_message = Some(s(&e.to_string()));
+            (r.error_code, r.error_message) = error_fields(&e);
         }
         responses.push(r);
     }

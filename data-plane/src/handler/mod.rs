@@ -50,6 +50,11 @@ pub(crate) fn s(value: &str) -> StrBytes {
     StrBytes::from_string(value.to_string())
 }
 
+/// The error code and message a failed topic, partition or resource answers with.
+pub(crate) fn error_fields(e: &crate::error::Error) -> (i16, Option<StrBytes>) {
+    (e.kafka_code(), Some(s(&e.to_string())))
+}
+
 /// Route a decoded request to its handler.
 pub async fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request) -> Reply {
     let v = request.version();

@@ -10,7 +10,7 @@ use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 use tracing::{debug, debug_span};
 
-use super::{s, Reply};
+use super::{error_fields, s, Reply};
 use crate::broker::{now_ms, Broker};
 use crate::connection::Session;
 use crate::error::Error;
@@ -71,8 +71,7 @@ pub async fn handle(
                 }
                 Err(e) => {
                     debug!(error = %e, "produce rejected");
-                    resp.error_code = e.kafka_code();
-                    resp.error_message = Some(s(&e.to_string()));
+                    (resp.error_code, resp.error_message) = error_fields(&e);
                 }
             }
             partitions.push(resp);
