@@ -83,23 +83,11 @@ async fn happy_path(db: Db) {
     assert_eq!(list["data"][0]["display_name"], "production");
     assert!(list["metadata"].get("next").is_none());
 
-    let res = s
-        .http
-        .delete(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let res = s.delete(&url, &token).await;
     assert_eq!(res.status(), 204);
     let res = s.http.get(&url).bearer_auth(&token).send().await.unwrap();
     assert_error(res, 404, "not_found").await;
-    let res = s
-        .http
-        .delete(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let res = s.delete(&url, &token).await;
     assert_error(res, 404, "not_found").await;
 }
 
@@ -284,13 +272,7 @@ async fn cross_organisation_isolation(db: Db) {
         .await
         .unwrap();
     assert_error(res, 404, "not_found").await;
-    let res = s
-        .http
-        .delete(&url)
-        .bearer_auth(&mallory)
-        .send()
-        .await
-        .unwrap();
+    let res = s.delete(&url, &mallory).await;
     assert_error(res, 404, "not_found").await;
 
     let list: Value = s.get_json(&s.url("/org/v2/environments"), &mallory).await;

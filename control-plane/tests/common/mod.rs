@@ -123,6 +123,16 @@ impl Server {
             .expect("JSON body")
     }
 
+    /// DELETE `url` with a bearer token.
+    pub async fn delete(&self, url: &str, token: &str) -> reqwest::Response {
+        self.http
+            .delete(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("DELETE")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
