@@ -1,6 +1,14 @@
 //! Wire contracts between Tributary's services: the gRPC services and messages (tonic +
 //! prost) that the control plane, the cell controllers and the brokers speak.
 //!
-//! Owns only generated types and their thin conversions. Must never depend on any other
-//! Tributary crate: every service depends on `proto`, never the other way round.
-//! (Empty until the control plane and cells land; see ARCHITECTURE.md.)
+//! Owns only generated types. Must never depend on any other Tributary crate: every
+//! service depends on `proto`, never the other way round. The `.proto` sources are in
+//! `proto/proto/`; `build.rs` compiles them with a vendored `protoc`.
+
+/// The cell API (`tributary.cell.v1`): metadata records, the broker-facing RPCs, the
+/// control-plane RPCs and the controllers' Raft transport.
+pub mod cell {
+    pub mod v1 {
+        tonic::include_proto!("tributary.cell.v1");
+    }
+}
