@@ -1,5 +1,12 @@
-//! A cell: a group of brokers with its own Raft metadata quorum (openraft), replication
-//! inside the cell, broker health and automated mitigation.
+//! A cell: a group of brokers with its own Raft metadata quorum (openraft).
 //!
-//! Depends on `proto` for its API and on `data-plane` for the broker it runs. Must never
-//! depend on `control-plane` or `billing`. (Empty until its issue lands; see ARCHITECTURE.md.)
+//! Owns the cell controller (the quorum, its durable log and snapshots, the metadata
+//! image it commits, broker sessions and fencing, partition leadership and ISR changes,
+//! replica placement inside the cell) and the client brokers and the control plane use
+//! to reach it. The broker itself (replication, logs) lives in `data-plane`, which
+//! depends on this crate for [`image`] and the controller client.
+//!
+//! Depends on `proto` for its API. Must never depend on `data-plane`, `control-plane` or
+//! `billing`.
+
+pub mod image;
