@@ -279,7 +279,7 @@ mod tests {
             broker_epoch: 6,
             state: BrokerState::Active as i32,
         };
-        image.apply(2, false, &[rec(Record::BrokerState(stale.clone()))]);
+        image.apply(2, false, &[rec(Record::BrokerState(stale))]);
         assert_eq!(image.brokers[&1].state, BrokerState::Fenced as i32);
         let current = BrokerStateRecord {
             broker_epoch: 7,
