@@ -24,5 +24,6 @@ pub mod log;
 pub mod partition;
 pub mod producer_ids;
 pub mod producer_state;
+pub mod replica_set;
 pub mod server;
 pub mod topic_config;

@@ -35,7 +35,7 @@ pub fn topic_entry(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
                     MetadataResponsePartition::default()
                         .with_partition_index(p.index)
                         .with_leader_id(me)
-                        .with_leader_epoch(p.leader_epoch)
+                        .with_leader_epoch(p.leader_epoch())
                         .with_replica_nodes(vec![me])
                         .with_isr_nodes(vec![me])
                 })
