@@ -12,6 +12,7 @@
 
 pub mod alloc_guard;
 pub mod broker;
+pub mod cell;
 pub mod codec;
 pub mod config;
 pub mod connection;

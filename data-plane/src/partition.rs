@@ -144,6 +144,8 @@ impl Partition {
             }
             Transition::BecomeFollower { epoch, .. } | Transition::BecomeOffline { epoch } => {
                 self.leader_epoch.store(epoch, Ordering::Release);
+                // Wake acks=-1 waiters: they must fail now.
+                self.hw_watch.send_modify(|_| {});
             }
             Transition::None | Transition::Updated => {}
         }
@@ -160,7 +162,8 @@ impl Partition {
     }
 
     /// acks=-1 needs `min_isr` in-sync replicas before it is taken (NOT_ENOUGH_REPLICAS).
-    pub fn check_min_isr(&self, min_isr: usize) -> Result<()> {
+    pub fn check_min_isr(&self) -> Result<()> {
+        let min_isr = self.read_state().log.config().min_insync_replicas as usize;
         if let Some(rs) = self.replica_set() {
             if rs.isr_len() < min_isr {
                 return Err(Error::NotEnoughReplicas(format!(
@@ -174,15 +177,24 @@ impl Partition {
         Ok(())
     }
 
-    /// Wait until the high watermark passes `offset` (acks=-1 in a cell).
+    /// Wait until the high watermark passes `offset` (acks=-1 in a cell). Fails with
+    /// NOT_LEADER_OR_FOLLOWER if leadership changes meanwhile: the write may then be
+    /// truncated away, and the high watermark would speak for other records.
     pub async fn wait_for_hw_above(&self, offset: i64, timeout: Duration) -> Result<()> {
+        let epoch = self.leader_epoch();
         let mut rx = self.hw_watch.subscribe();
         let reached = tokio::time::timeout(timeout, async {
-            rx.wait_for(|hw| *hw > offset).await.map(|_| ())
+            rx.wait_for(|hw| *hw > offset || self.leader_epoch() != epoch)
+                .await
+                .map(|_| ())
         })
         .await;
         match reached {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) if self.leader_epoch() == epoch => Ok(()),
+            Ok(Ok(())) => Err(Error::NotLeaderOrFollower(format!(
+                "{}-{}: leadership moved before offset {offset} was replicated",
+                self.topic, self.index
+            ))),
             Ok(Err(_)) => Err(Error::ShuttingDown),
             Err(_) => Err(Error::RequestTimedOut(format!(
                 "{}-{}: offset {offset} not replicated to the in-sync replicas within {} ms",
@@ -246,8 +258,8 @@ impl Partition {
         Some((next, rs.leader_epoch, rs.partition_epoch))
     }
 
-    /// The controller refused or failed an ISR change: allow another proposal.
-    pub fn isr_proposal_failed(&self) {
+    /// The ISR change was answered (or failed): allow another proposal.
+    pub fn isr_proposal_done(&self) {
         if let Some(mut rs) = self.replica_set() {
             rs.pending_isr = None;
         }
@@ -302,6 +314,11 @@ impl Partition {
         state.log.reset_to(offset)?;
         state.producers = ProducerStates::default();
         Ok(())
+    }
+
+    /// (largest epoch <= `epoch`, where it ends) from this replica's own log.
+    pub fn end_offset_for_epoch_in_log(&self, epoch: i32) -> Option<(i32, i64)> {
+        self.read_state().log.end_offset_for_epoch(epoch)
     }
 
     /// The latest leader epoch in this replica's log (Fetch's `last_fetched_epoch`).
