@@ -319,3 +319,26 @@ async fn delete(store: &Store, prov: &Provisioner, c: &Cluster) -> Result<()> {
     tracing::info!(cluster = %c.id, cell = %c.cell_id, "cluster deleted from its cell");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let prov = Provisioner::new(&[], ProvisioningConfig::default());
+        assert_eq!(prov.backoff_millis(0), 200);
+        assert_eq!(prov.backoff_millis(1), 400);
+        assert_eq!(prov.backoff_millis(3), 1_600);
+        assert_eq!(prov.backoff_millis(10), 15_000);
+        assert_eq!(prov.backoff_millis(i64::MAX), 15_000);
+        assert_eq!(prov.backoff_millis(-5), 200);
+    }
+
+    #[test]
+    fn key_locks_are_stable_per_key() {
+        let prov = Provisioner::new(&[], ProvisioningConfig::default());
+        assert!(std::ptr::eq(prov.key_lock("ABC"), prov.key_lock("ABC")));
+        assert!(prov.cell("nope").is_err());
+    }
+}

@@ -70,6 +70,12 @@ async fn validation(db: Db) {
         let res = s.post("/iam/v2/service-accounts", &a.token, &body).await;
         assert_error(res, 400, "invalid_argument").await;
     }
+    // Bodies are bounded (64 KiB) before they are parsed.
+    let huge = json!({"display_name": "x", "description": "d".repeat(100 * 1024)});
+    let res = s.post("/iam/v2/service-accounts", &a.token, &huge).await;
+    let detail = assert_error(res, 400, "invalid_argument").await;
+    assert!(detail.contains("length limit"), "{detail}");
+
     let sa = s.create_sa(&a.token, "etl").await;
     let other = s.create_sa(&a.token, "reporting").await;
     let res = s
