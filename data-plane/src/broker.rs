@@ -146,7 +146,12 @@ impl Broker {
     pub async fn open(config: BrokerConfig, shutdown: CancellationToken) -> Result<Arc<Broker>> {
         std::fs::create_dir_all(config.data_dir.join("logs"))?;
         let cluster_id = load_or_create_cluster_id(&config.data_dir)?;
-        let producer_ids = ProducerIdAllocator::open(config.data_dir.join("producer-ids"))?;
+        let producer_ids_path = config.data_dir.join("producer-ids");
+        let producer_ids = if config.cell.is_some() {
+            ProducerIdAllocator::open_in_cell(producer_ids_path, config.node_id)?
+        } else {
+            ProducerIdAllocator::open(producer_ids_path)?
+        };
         let cfg = config.clone();
         // In a cell, topics come from the controller's metadata, not a local catalog.
         let topics = if config.cell.is_some() {

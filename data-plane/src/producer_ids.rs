@@ -11,6 +11,9 @@ const BLOCK: i64 = 1000;
 
 pub struct ProducerIdAllocator {
     path: PathBuf,
+    /// Added to every id: in a cell, the broker id in the top bits keeps ids unique
+    /// across brokers without asking the controller.
+    base: i64,
     /// (next id to hand out, end of the persisted block, exclusive)
     state: Mutex<(i64, i64)>,
 }
@@ -29,8 +32,23 @@ impl ProducerIdAllocator {
         };
         Ok(ProducerIdAllocator {
             path,
+            base: 0,
             state: Mutex::new((persisted, persisted)),
         })
+    }
+
+    /// The allocator of broker `node_id` in a cell: ids are `node_id << 51` plus a counter.
+    /// A broker whose data was wiped starts its counter at the wall clock in ms, above
+    /// anything it handed out before unless it averaged over 1,000 ids a second.
+    pub fn open_in_cell(path: PathBuf, node_id: i32) -> std::io::Result<Self> {
+        let fresh = !path.exists();
+        let mut a = Self::open(path)?;
+        a.base = (node_id.clamp(0, 4095) as i64) << 51;
+        if fresh {
+            let now = crate::broker::now_ms().max(0);
+            *a.state.get_mut().unwrap_or_else(|e| e.into_inner()) = (now, now);
+        }
+        Ok(a)
     }
 
     pub fn allocate(&self) -> std::io::Result<i64> {
@@ -42,7 +60,7 @@ impl ProducerIdAllocator {
         }
         let id = state.0;
         state.0 += 1;
-        Ok(id)
+        Ok(self.base + id)
     }
 }
 

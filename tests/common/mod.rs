@@ -1,9 +1,11 @@
-//! Test harness: the broker as a real OS process (`tributary broker --standalone`), on a
-//! port picked at run time, that a test can SIGKILL, restart on the same port and data
-//! directory, and stop cleanly. Its log is kept and printed when a test fails.
+//! Test harness: the broker as a real OS process (`tributary broker --standalone`, or a
+//! broker of a cell with `--controllers`), on a port picked at run time, that a test can
+//! SIGKILL, SIGSTOP/SIGCONT, restart on the same port and data directory, and stop
+//! cleanly. Its log is kept and printed when a test fails.
 
 #![allow(dead_code)]
 
+pub mod cell;
 pub mod clients;
 
 use std::path::{Path, PathBuf};
@@ -14,7 +16,11 @@ pub struct BrokerProcess {
     child: Option<Child>,
     pub data_dir: PathBuf,
     pub addr: String,
+    /// The broker id (1 for a standalone broker).
+    pub node_id: i32,
     log_path: PathBuf,
+    /// `--standalone`, or the cell arguments.
+    mode_args: Vec<String>,
     extra_args: Vec<String>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -22,6 +28,26 @@ pub struct BrokerProcess {
 impl BrokerProcess {
     /// Start a broker with a fresh data directory.
     pub fn start(extra_args: &[&str]) -> BrokerProcess {
+        Self::start_with(1, vec!["--standalone".to_string()], extra_args)
+    }
+
+    /// Start broker `node_id` of the cell whose controller voters are `controllers`.
+    pub fn start_in_cell(node_id: i32, controllers: &str, zone: &str, extra_args: &[&str]) -> BrokerProcess {
+        let mode = [
+            "--node-id",
+            &node_id.to_string(),
+            "--controllers",
+            controllers,
+            "--zone",
+            zone,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        Self::start_with(node_id, mode, extra_args)
+    }
+
+    fn start_with(node_id: i32, mode_args: Vec<String>, extra_args: &[&str]) -> BrokerProcess {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
         let log_path = tmp.path().join("broker.log");
@@ -29,7 +55,9 @@ impl BrokerProcess {
             child: None,
             data_dir,
             addr: "127.0.0.1:0".to_string(),
+            node_id,
             log_path,
+            mode_args,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             _tmp: Some(tmp),
         };
@@ -46,7 +74,9 @@ impl BrokerProcess {
             .open(&self.log_path)
             .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_tributary"))
-            .args(["broker", "--standalone", "--listen", &self.addr])
+            .arg("broker")
+            .args(&self.mode_args)
+            .args(["--listen", &self.addr])
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--port-file")
@@ -98,6 +128,21 @@ impl BrokerProcess {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// SIGSTOP (`true`) or SIGCONT (`false`): the process freezes or resumes.
+    pub fn pause(&self, stop: bool) {
+        unsafe { libc_kill(self.pid(), if stop { 19 } else { 18 }) };
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Wipe the data directory (the broker must be stopped or killed).
+    pub fn wipe_data(&self) {
+        assert!(self.child.is_none(), "stop or kill the broker first");
+        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 
     /// SIGTERM and wait for a clean exit.
