@@ -10,3 +10,5 @@
 //! `billing`.
 
 pub mod image;
+pub mod raft;
+pub mod watch;
