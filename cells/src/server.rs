@@ -1,0 +1,225 @@
+//! The gRPC edge: `CellController` (brokers, control plane, operators) and
+//! `ControllerRaft` (voters) on one listener. Maps [`CellError`] to `Status` and streams
+//! `WatchMetadata` from the [`MetadataHub`](crate::watch::MetadataHub).
+//!
+//! Takes a pre-bound listener and a shutdown token. Must never hold controller logic.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use proto::cell::v1::cell_controller_server::{CellController, CellControllerServer};
+use proto::cell::v1::controller_raft_server::ControllerRaftServer;
+use proto::cell::v1::*;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::controller::Controller;
+use crate::raft::network::{RaftService, MAX_RAFT_MESSAGE};
+use crate::watch::MetadataHub;
+
+/// Largest request or response on the cell API.
+pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+/// Updates buffered per watcher between the hub and its gRPC stream.
+const WATCH_BUFFER: usize = 64;
+
+pub struct CellService {
+    pub controller: Arc<Controller>,
+    pub shutdown: CancellationToken,
+}
+
+type Res<T> = Result<Response<T>, Status>;
+
+fn reply<T>(r: Result<T, crate::CellError>) -> Res<T> {
+    r.map(Response::new).map_err(Status::from)
+}
+
+#[tonic::async_trait]
+impl CellController for CellService {
+    async fn register_broker(
+        &self,
+        req: Request<RegisterBrokerRequest>,
+    ) -> Res<RegisterBrokerResponse> {
+        let r = self.controller.register_broker(req.into_inner()).await;
+        reply(r.map(|broker_epoch| RegisterBrokerResponse { broker_epoch }))
+    }
+
+    async fn broker_heartbeat(
+        &self,
+        req: Request<BrokerHeartbeatRequest>,
+    ) -> Res<BrokerHeartbeatResponse> {
+        reply(self.controller.broker_heartbeat(req.into_inner()).await)
+    }
+
+    type WatchMetadataStream = Pin<Box<dyn Stream<Item = Result<MetadataUpdate, Status>> + Send>>;
+
+    async fn watch_metadata(
+        &self,
+        req: Request<WatchMetadataRequest>,
+    ) -> Res<Self::WatchMetadataStream> {
+        let hub = self.controller.hub().clone();
+        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = forward(hub, req.into_inner().after_offset, tx) => {}
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn alter_partition(
+        &self,
+        req: Request<AlterPartitionRequest>,
+    ) -> Res<AlterPartitionResponse> {
+        reply(self.controller.alter_partition(req.into_inner()).await)
+    }
+
+    async fn create_topics(&self, req: Request<CreateTopicsRequest>) -> Res<CreateTopicsResponse> {
+        let r = self.controller.create_topics(req.into_inner()).await;
+        reply(r.map(|topics| CreateTopicsResponse { topics }))
+    }
+
+    async fn delete_topics(&self, req: Request<DeleteTopicsRequest>) -> Res<DeleteTopicsResponse> {
+        let r = self.controller.delete_topics(req.into_inner()).await;
+        reply(r.map(|topics| DeleteTopicsResponse { topics }))
+    }
+
+    async fn create_partitions(&self, req: Request<CreatePartitionsRequest>) -> Res<ChangeResult> {
+        reply(self.controller.create_partitions(req.into_inner()).await)
+    }
+
+    async fn alter_topic_configs(
+        &self,
+        req: Request<AlterTopicConfigsRequest>,
+    ) -> Res<ChangeResult> {
+        reply(self.controller.alter_topic_configs(req.into_inner()).await)
+    }
+
+    async fn create_logical_cluster(
+        &self,
+        req: Request<CreateLogicalClusterRequest>,
+    ) -> Res<ChangeResult> {
+        reply(
+            self.controller
+                .create_logical_cluster(req.into_inner())
+                .await,
+        )
+    }
+
+    async fn delete_logical_cluster(
+        &self,
+        req: Request<DeleteLogicalClusterRequest>,
+    ) -> Res<ChangeResult> {
+        reply(
+            self.controller
+                .delete_logical_cluster(req.into_inner().cluster_id)
+                .await,
+        )
+    }
+
+    async fn put_credential(&self, req: Request<PutCredentialRequest>) -> Res<ChangeResult> {
+        reply(
+            self.controller
+                .put_credential(req.into_inner().credential)
+                .await,
+        )
+    }
+
+    async fn delete_credential(&self, req: Request<DeleteCredentialRequest>) -> Res<ChangeResult> {
+        reply(
+            self.controller
+                .delete_credential(req.into_inner().api_key)
+                .await,
+        )
+    }
+
+    async fn get_cell_load(&self, _req: Request<GetCellLoadRequest>) -> Res<CellLoad> {
+        reply(self.controller.cell_load().await)
+    }
+
+    async fn drain_broker(&self, req: Request<DrainBrokerRequest>) -> Res<ChangeResult> {
+        let r = self
+            .controller
+            .drain_broker(req.into_inner().broker_id)
+            .await;
+        reply(r.map(|offset| ChangeResult {
+            offset,
+            ..Default::default()
+        }))
+    }
+
+    async fn describe_quorum(
+        &self,
+        _req: Request<DescribeQuorumRequest>,
+    ) -> Res<DescribeQuorumResponse> {
+        Ok(Response::new(self.controller.describe_quorum()))
+    }
+}
+
+/// Feeds one watcher: catch-up (ring or snapshot), then live updates in order. A watcher
+/// that lags the live channel starts over from its last offset (getting a snapshot if the
+/// ring no longer reaches back). Ends when the watcher goes away.
+async fn forward(
+    hub: Arc<MetadataHub>,
+    after: u64,
+    tx: mpsc::Sender<Result<MetadataUpdate, Status>>,
+) {
+    let mut last = after;
+    loop {
+        let sub = hub.subscribe(last);
+        for u in sub.initial {
+            last = u.offset;
+            if tx.send(Ok((*u).clone())).await.is_err() {
+                return;
+            }
+        }
+        let mut live = sub.live;
+        loop {
+            match live.recv().await {
+                Ok(u) if u.is_snapshot || u.offset > last => {
+                    last = u.offset;
+                    if tx.send(Ok((*u).clone())).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => break,
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+}
+
+/// Serves both services on `listener` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    controller: Arc<Controller>,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    let raft = RaftService {
+        raft: controller.raft().clone(),
+    };
+    let cell = CellService {
+        controller,
+        shutdown: shutdown.clone(),
+    };
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(
+            CellControllerServer::new(cell)
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        )
+        .add_service(
+            ControllerRaftServer::new(raft)
+                .max_decoding_message_size(MAX_RAFT_MESSAGE)
+                .max_encoding_message_size(MAX_RAFT_MESSAGE),
+        )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled())
+        .await
+}
