@@ -1,6 +1,7 @@
 //! Three `tributary controller` OS processes form a cell's quorum: create a logical cluster,
 //! SIGKILL the Raft leader, see a new leader take writes (and report how long that took),
-//! restart the killed voter, check all three report the same committed image over
+//! write enough that the killed voter must catch up from a snapshot, restart it, check all
+//! three report the same committed image over
 //! WatchMetadata, then restart all three and find everything still there.
 
 mod common;
@@ -216,11 +217,23 @@ async fn quorum_survives_leader_kill_and_full_restart() {
         killed_at.elapsed()
     );
     assert_ne!(new_leader, first_leader);
+    // Enough writes while it is down that the log it needs is purged behind a snapshot
+    // (--snapshot-every 50): it must catch up through InstallSnapshot.
+    let mut offset_b = offset_b;
+    for i in 0..120 {
+        offset_b = create_cluster(&c, &format!("lkc-fill-{i}")).await;
+    }
 
     // The killed voter comes back and catches up; all three agree.
     voters[(first_leader - 1) as usize].spawn(&spec);
     let image = agreed_image(&addrs, offset_b).await;
     assert!(image.clusters.contains_key("lkc-a") && image.clusters.contains_key("lkc-b"));
+    assert_eq!(image.clusters.len(), 122);
+    let restarted = &voters[(first_leader - 1) as usize];
+    assert!(
+        restarted.dir.join("raft/state/snapshot").exists(),
+        "the restarted voter caught up through a snapshot"
+    );
 
     // A clean restart of all three keeps everything and takes new writes.
     for v in &mut voters {
@@ -232,6 +245,7 @@ async fn quorum_survives_leader_kill_and_full_restart() {
     wait_leader(&addrs, None).await;
     let offset_c = create_cluster(&c, "lkc-c").await;
     let image = agreed_image(&addrs, offset_c).await;
+    assert_eq!(image.clusters.len(), 123);
     for id in ["lkc-a", "lkc-b", "lkc-c"] {
         assert!(
             image.clusters.contains_key(id),
