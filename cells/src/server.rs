@@ -12,7 +12,7 @@ use proto::cell::v1::cell_controller_server::{CellController, CellControllerServ
 use proto::cell::v1::controller_raft_server::ControllerRaftServer;
 use proto::cell::v1::*;
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, Semaphore};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -25,10 +25,14 @@ use crate::watch::MetadataHub;
 pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 /// Updates buffered per watcher between the hub and its gRPC stream.
 const WATCH_BUFFER: usize = 64;
+/// Concurrent `WatchMetadata` streams one voter serves (brokers and the control plane
+/// need a handful each); more are refused with `resource_exhausted`.
+pub const MAX_WATCHERS: usize = 1024;
 
 pub struct CellService {
     pub controller: Arc<Controller>,
     pub shutdown: CancellationToken,
+    pub watchers: Arc<Semaphore>,
 }
 
 type Res<T> = Result<Response<T>, Status>;
@@ -60,10 +64,16 @@ impl CellController for CellService {
         &self,
         req: Request<WatchMetadataRequest>,
     ) -> Res<Self::WatchMetadataStream> {
+        let permit = self.watchers.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "this controller serves at most {MAX_WATCHERS} watchers"
+            ))
+        })?;
         let hub = self.controller.hub().clone();
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             tokio::select! {
                 _ = shutdown.cancelled() => {}
                 _ = forward(hub, req.into_inner().after_offset, tx) => {}
@@ -207,6 +217,7 @@ pub async fn serve(
     let cell = CellService {
         controller,
         shutdown: shutdown.clone(),
+        watchers: Arc::new(Semaphore::new(MAX_WATCHERS)),
     };
     tonic::transport::Server::builder()
         .tcp_nodelay(true)

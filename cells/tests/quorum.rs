@@ -555,3 +555,56 @@ async fn controller_quorum_end_to_end() {
         n.wait().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_voter_leads_alone_and_resumes_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let voters = BTreeMap::from([(1u64, addr.clone())]);
+    let config = ControllerConfig::new(1, "cell-one", dir.path(), voters);
+    let shutdown = CancellationToken::new();
+    let node = ControllerNode::start(config.clone(), l, shutdown.clone())
+        .await
+        .unwrap();
+    let client =
+        ControllerClient::new(std::slice::from_ref(&addr), ClientOptions::default()).unwrap();
+    let r = client
+        .create_logical_cluster(CreateLogicalClusterRequest {
+            cluster_id: "lkc-solo".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(r.offset > 0);
+    // RF 3 on a cell without three active brokers is an error, not a silent downgrade.
+    let t = client
+        .create_topics(CreateTopicsRequest {
+            cluster_id: "lkc-solo".into(),
+            topics: vec![topic("t", -1, -1)],
+            validate_only: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(t.topics[0].error_code, codes::INVALID_REPLICATION_FACTOR);
+    shutdown.cancel();
+    node.wait().await;
+
+    let l = TcpListener::bind(&addr).await.unwrap();
+    let shutdown = CancellationToken::new();
+    let node = ControllerNode::start(config, l, shutdown.clone())
+        .await
+        .unwrap();
+    wait_for("the cluster after a restart", async || {
+        node.controller()
+            .hub()
+            .image()
+            .clusters
+            .contains_key("lkc-solo")
+    })
+    .await;
+    let q = client.describe_quorum().await.unwrap();
+    assert_eq!(q.voters, vec![1]);
+    shutdown.cancel();
+    node.wait().await;
+}
