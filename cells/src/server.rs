@@ -234,3 +234,53 @@ pub async fn serve(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled())
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::CellImage;
+    use proto::cell::v1::metadata_record::Record;
+
+    fn cluster(i: u64) -> Vec<MetadataRecord> {
+        vec![MetadataRecord {
+            record: Some(Record::LogicalCluster(LogicalClusterRecord {
+                cluster_id: format!("lkc-{i}"),
+                ..Default::default()
+            })),
+        }]
+    }
+
+    /// A watcher that falls behind the live channel starts over with a snapshot and still
+    /// ends with the hub's image, offsets never going backwards.
+    #[tokio::test]
+    async fn a_lagging_watcher_gets_a_snapshot_and_converges() {
+        let hub = MetadataHub::new(2, 2);
+        hub.apply(1, cluster(1));
+        let (tx, mut rx) = mpsc::channel(1);
+        let task = tokio::spawn(forward(hub.clone(), 0, tx));
+        // The watcher reads nothing while 30 entries are committed.
+        for i in 2..=30 {
+            hub.apply(i, cluster(i));
+            tokio::task::yield_now().await;
+        }
+        let mut image = CellImage::default();
+        let mut snapshots = 0;
+        let mut last = 0;
+        while image.offset < 30 {
+            let u = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+                .await
+                .expect("an update")
+                .expect("stream open")
+                .expect("no error");
+            assert!(u.offset > last || u.is_snapshot, "offsets go forward");
+            last = u.offset;
+            snapshots += u.is_snapshot as u32;
+            if u.is_snapshot || u.offset > image.offset {
+                image.apply(u.offset, u.is_snapshot, &u.records);
+            }
+        }
+        assert!(snapshots >= 1, "the lagging watcher was sent a snapshot");
+        assert_eq!(image, *hub.image());
+        task.abort();
+    }
+}
