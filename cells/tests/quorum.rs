@@ -505,16 +505,12 @@ async fn controller_quorum_end_to_end() {
     // the ring starts with a snapshot.
     let cancel = CancellationToken::new();
     let (mut rx, task) = watch_metadata(client.clone(), cancel.clone());
-    let target = q.image().await;
-    wait_for("watcher caught up", async || {
-        rx.borrow_and_update().offset >= target.offset
+    wait_for("the watcher's image equals the leader's", async || {
+        let leader_now = q.image().await;
+        let watched = rx.borrow_and_update().clone();
+        *watched == leader_now
     })
     .await;
-    let leader_now = q.image().await;
-    let watched = rx.borrow().clone();
-    if watched.offset == leader_now.offset {
-        assert_eq!(*watched, leader_now);
-    }
     let mut stream = raw
         .watch_metadata(WatchMetadataRequest { after_offset: 1 })
         .await
