@@ -4,7 +4,10 @@
 //! (`raft::frame`: length + CRC-32C + JSON of the openraft entry), a `vote` file and a
 //! `purged` file (both replaced atomically). Appends are fsynced before openraft is told
 //! they are flushed. Recovery cuts a torn or corrupt tail of the newest segment; damage in
-//! an older segment is an error. Live entries (those after the last purge) are also kept in
+//! an older segment is an error. An append takes the lock only to place its entries; the
+//! write and fsync happen outside it, so replication reads never wait for the disk. A failed
+//! write is fatal to openraft (it stops the node), so the in-memory view is not used after
+//! one. Live entries (those after the last purge) are also kept in
 //! memory for reads; openraft purges after each snapshot, which bounds them.
 //!
 //! Owns only log bytes. Must never depend on the state machine or the controller; a fault
@@ -12,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
@@ -40,6 +43,9 @@ struct Stored {
     segment: u64,
     pos: u64,
 }
+
+/// Bytes to append to one segment file.
+type SegmentWrite = (PathBuf, Vec<u8>);
 
 struct Segment {
     path: PathBuf,
@@ -160,37 +166,32 @@ impl LogInner {
         Ok(())
     }
 
-    fn append(&mut self, entries: Vec<Entry>) -> io::Result<()> {
+    /// Assigns `entries` their place (segment and position) and makes them readable;
+    /// returns the bytes to write per segment file and whether a segment was created. The
+    /// caller writes and fsyncs them without holding the lock, so readers (replication)
+    /// never wait for the disk.
+    fn plan_append(&mut self, entries: Vec<Entry>) -> io::Result<(Vec<SegmentWrite>, bool)> {
+        let mut writes: Vec<SegmentWrite> = Vec::new();
         let mut created = false;
-        let mut dirty: Vec<u64> = Vec::new();
-        let mut pending: Vec<u8> = Vec::new();
-        let mut pending_seg: Option<u64> = None;
         for entry in entries {
-            let body = serde_json::to_vec(&entry).map_err(io_err)?;
-            let framed = frame::encode(&body);
+            let framed = frame::encode(&serde_json::to_vec(&entry).map_err(io_err)?);
             let index = entry.log_id.index;
             let active = self.segments.keys().next_back().copied();
             let seg_first = match active {
                 Some(f) if self.segments[&f].len < self.segment_bytes => f,
                 _ => {
-                    self.flush_pending(&mut pending, pending_seg)?;
                     let path = self.segment_path(index);
-                    File::create(&path)?;
                     self.segments.insert(index, Segment { path, len: 0 });
                     created = true;
                     index
                 }
             };
-            if pending_seg != Some(seg_first) {
-                self.flush_pending(&mut pending, pending_seg)?;
-                pending_seg = Some(seg_first);
-            }
             let seg = self.segments.get_mut(&seg_first).expect("active segment");
             let pos = seg.len;
             seg.len += framed.len() as u64;
-            pending.extend_from_slice(&framed);
-            if !dirty.contains(&seg_first) {
-                dirty.push(seg_first);
+            match writes.last_mut() {
+                Some((path, bytes)) if *path == seg.path => bytes.extend_from_slice(&framed),
+                _ => writes.push((seg.path.clone(), framed)),
             }
             self.entries.insert(
                 index,
@@ -201,28 +202,13 @@ impl LogInner {
                 },
             );
         }
-        self.flush_pending(&mut pending, pending_seg)?;
-        for first in dirty {
-            OpenOptions::new()
-                .append(true)
-                .open(self.segment_path(first))?
-                .sync_data()?;
-        }
-        if created {
-            frame::sync_dir(&self.dir)?;
-        }
-        Ok(())
+        Ok((writes, created))
     }
 
-    fn flush_pending(&self, pending: &mut Vec<u8>, seg: Option<u64>) -> io::Result<()> {
-        if let (Some(first), false) = (seg, pending.is_empty()) {
-            let mut f = OpenOptions::new()
-                .append(true)
-                .open(self.segment_path(first))?;
-            f.write_all(pending)?;
-            pending.clear();
-        }
-        Ok(())
+    #[cfg(test)]
+    fn append(&mut self, entries: Vec<Entry>) -> io::Result<()> {
+        let (writes, created) = self.plan_append(entries)?;
+        write_planned(&self.dir, &writes, created)
     }
 
     /// Removes entries at `index` and after.
@@ -283,6 +269,19 @@ impl LogInner {
     }
 }
 
+/// Writes and fsyncs planned appends (and the directory when a segment was created).
+fn write_planned(dir: &Path, writes: &[SegmentWrite], created: bool) -> io::Result<()> {
+    for (path, bytes) in writes {
+        let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+        f.write_all(bytes)?;
+        f.sync_data()?;
+    }
+    if created {
+        frame::sync_dir(dir)?;
+    }
+    Ok(())
+}
+
 impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
         &mut self,
@@ -336,7 +335,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let entries: Vec<Entry> = entries.into_iter().collect();
         // Cancel-safety: the write runs in its own blocking task; openraft learns of it
         // only through the callback, after the fsync.
-        let res = self.blocking(move |inner| inner.append(entries)).await;
+        let inner = self.inner.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            let (writes, created, dir) = {
+                let mut guard = inner.lock().expect("log store lock poisoned");
+                let (writes, created) = guard.plan_append(entries)?;
+                (writes, created, guard.dir.clone())
+            };
+            write_planned(&dir, &writes, created)
+        })
+        .await
+        .map_err(io_err)
+        .and_then(|r| r);
         match res {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));
