@@ -501,6 +501,45 @@ async fn controller_quorum_end_to_end() {
     assert_eq!(del.topics[0].error_code, codes::UNKNOWN_TOPIC_OR_PARTITION);
     assert_eq!(del.topics[1].error_code, codes::UNKNOWN_TOPIC_ID);
 
+    // Broker 3 restarts as a new incarnation: a new, higher epoch, FENCED until caught up;
+    // its old epoch is refused.
+    beating.lock().unwrap().remove(&3);
+    let re = client
+        .register_broker(RegisterBrokerRequest {
+            broker_id: 3,
+            incarnation_id: "inc-3b".into(),
+            zone: "zone-c".into(),
+            kafka: endpoint(9093),
+        })
+        .await
+        .unwrap();
+    assert!(re.broker_epoch > epochs[&3]);
+    assert_eq!(state_of(&q.image().await, 3), BrokerState::Fenced);
+    let stale = client
+        .broker_heartbeat(BrokerHeartbeatRequest {
+            broker_id: 3,
+            broker_epoch: epochs[&3],
+            applied_offset: u64::MAX,
+            want_shutdown: false,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(stale, cells::CellError::Rpc(ref s) if s.code() == tonic::Code::FailedPrecondition),
+        "{stale}"
+    );
+    let hb = client
+        .broker_heartbeat(BrokerHeartbeatRequest {
+            broker_id: 3,
+            broker_epoch: re.broker_epoch,
+            applied_offset: re.broker_epoch as u64,
+            want_shutdown: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(hb.state, BrokerState::Active as i32);
+    beating.lock().unwrap().insert(3, (re.broker_epoch, false));
+
     // Watchers: the client's watcher converges on the leader's image; a watcher far behind
     // the ring starts with a snapshot.
     let cancel = CancellationToken::new();
