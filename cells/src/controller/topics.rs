@@ -91,6 +91,7 @@ fn partition_records(
 }
 
 impl Controller {
+    #[tracing::instrument(level = "info", skip_all, fields(cluster = %req.cluster_id))]
     pub async fn create_topics(
         &self,
         req: CreateTopicsRequest,
@@ -188,6 +189,7 @@ impl Controller {
         Ok((result, records))
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(cluster = %req.cluster_id))]
     pub async fn delete_topics(
         &self,
         req: DeleteTopicsRequest,
@@ -238,6 +240,7 @@ impl Controller {
         Ok(out)
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(cluster = %req.cluster_id))]
     pub async fn create_partitions(
         &self,
         req: CreatePartitionsRequest,
@@ -299,6 +302,7 @@ impl Controller {
         Ok(change(codes::NONE, "", offset))
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(cluster = %req.cluster_id))]
     pub async fn alter_topic_configs(
         &self,
         req: AlterTopicConfigsRequest,
