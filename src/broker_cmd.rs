@@ -1,5 +1,9 @@
 //! `tributary broker`: binds the listener, opens the broker state, serves until SIGINT or
 //! SIGTERM, then shuts down cleanly (flushing acknowledged-but-waiting writes).
+//!
+//! `--standalone` runs one broker alone; `--controllers` makes it a broker of a cell,
+//! which takes its metadata from the cell's controller quorum and replicates
+//! partitions with the other brokers (on shutdown it first moves its leaderships away).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,6 +11,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use data_plane::broker::Broker;
+use data_plane::cell::CellConfig;
 use data_plane::config::{BrokerConfig, FsyncPolicy};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -52,11 +57,31 @@ pub struct BrokerArgs {
     /// Write the bound address to this file once listening (for scripts and tests).
     #[arg(long)]
     port_file: Option<PathBuf>,
+    /// The cell's controller voters (gRPC `HOST:PORT`, comma-separated): run as a broker
+    /// of that cell.
+    #[arg(long, value_delimiter = ',', conflicts_with = "standalone")]
+    controllers: Vec<String>,
+    /// Availability zone of this broker (cells spread replicas across zones).
+    #[arg(long, default_value = "zone-a")]
+    zone: String,
+    /// The logical cluster this listener's clients belong to (until SASL binds one per
+    /// connection).
+    #[arg(long, default_value = "lkc-local")]
+    tenant: String,
+    /// Heartbeat interval to the controller, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    heartbeat_ms: u64,
+    /// A follower not caught up for this long leaves the ISR (replica.lag.time.max.ms).
+    #[arg(long, default_value_t = 10_000)]
+    replica_lag_time_max_ms: u64,
+    /// Default min.insync.replicas for topics in the cell.
+    #[arg(long, default_value_t = 2)]
+    min_insync_replicas: u32,
 }
 
 pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
-    if !args.standalone {
-        bail!("only `--standalone` brokers exist so far; cells come with the cell controller");
+    if !args.standalone && args.controllers.is_empty() {
+        bail!("say `--standalone` for a broker on its own, or `--controllers HOST:PORT,...` for a broker of a cell");
     }
     let listener = TcpListener::bind(args.listen)
         .await
@@ -84,6 +109,15 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
             config.advertised_port = bound.port();
         }
     }
+    if !args.controllers.is_empty() {
+        let mut cell = CellConfig::new(args.controllers.clone(), args.tenant.clone());
+        cell.zone = args.zone.clone();
+        cell.heartbeat_interval = std::time::Duration::from_millis(args.heartbeat_ms.max(10));
+        cell.replica_lag_time_max =
+            std::time::Duration::from_millis(args.replica_lag_time_max_ms.max(100));
+        config.log_defaults.min_insync_replicas = args.min_insync_replicas.max(1);
+        config.cell = Some(cell);
+    }
     let shutdown = CancellationToken::new();
     let broker = Broker::open(config, shutdown.clone())
         .await
@@ -91,14 +125,27 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.port_file {
         data_plane::fsutil::write_atomic(path, bound.to_string().as_bytes())?;
     }
-    info!(%bound, data_dir = %args.data_dir.display(), "standalone broker ready");
+    let role = if broker.cell.is_some() {
+        "cell"
+    } else {
+        "standalone"
+    };
+    info!(%bound, data_dir = %args.data_dir.display(), role, "broker ready");
     let server = tokio::spawn(data_plane::server::serve(
         listener,
-        broker,
+        broker.clone(),
         shutdown.clone(),
     ));
     crate::wait_for_signal().await;
     info!("shutting down");
+    if let Some(cell) = &broker.cell {
+        data_plane::cell::session::controlled_shutdown(
+            &broker,
+            cell,
+            std::time::Duration::from_secs(10),
+        )
+        .await;
+    }
     shutdown.cancel();
     let _ = server.await;
     Ok(())

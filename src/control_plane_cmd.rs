@@ -1,11 +1,15 @@
-//! `tributary control-plane`: the REST API for sign-up, login and environments, on SQLite in
-//! the data dir by default or PostgreSQL with `--database-url`. Serves until SIGINT/SIGTERM.
+//! `tributary control-plane`: the REST API (sign-up, login, environments, clusters,
+//! service accounts, API keys) and the provisioning reconciler that places clusters into
+//! the cells given with `--cell`, on SQLite in the data dir by default or PostgreSQL with
+//! `--database-url`. Serves until SIGINT/SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use control_plane::cells::CellConfig;
+use control_plane::plans::Plans;
 use control_plane::{ApiConfig, AppState, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +32,13 @@ pub struct ControlPlaneArgs {
     /// Write the bound address to this file once listening (for scripts and tests).
     #[arg(long)]
     port_file: Option<PathBuf>,
+    /// A cell clusters can be placed into: `ID=CONTROLLER[,CONTROLLER...]` (gRPC
+    /// addresses of its controller voters). Repeat for more cells.
+    #[arg(long = "cell")]
+    cells: Vec<CellConfig>,
+    /// Override one plan limit: `KIND.FIELD=VALUE`, e.g. `Basic.max_partitions=100`.
+    #[arg(long = "plan-limit")]
+    plan_limits: Vec<String>,
 }
 
 pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
@@ -48,8 +59,14 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let bound = listener.local_addr()?;
+    let mut plans = Plans::default();
+    for spec in &args.plan_limits {
+        plans.apply_override(spec)?;
+    }
     let config = ApiConfig {
         public_url: args.public_url.clone(),
+        plans,
+        cells: args.cells.clone(),
         ..ApiConfig::default()
     };
     if let Some(path) = &args.port_file {
@@ -57,14 +74,16 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
     }
     info!(%bound, backend = ?store.backend(), "control plane ready");
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(control_plane::serve(
-        listener,
-        AppState::new(store, config),
+    let state = AppState::new(store, config);
+    let reconciler = tokio::spawn(control_plane::reconciler::run(
+        state.clone(),
         shutdown.clone(),
     ));
+    let server = tokio::spawn(control_plane::serve(listener, state, shutdown.clone()));
     crate::wait_for_signal().await;
     info!("shutting down");
     shutdown.cancel();
     server.await??;
+    let _ = reconciler.await;
     Ok(())
 }

@@ -2,7 +2,8 @@
 //!
 //! Every REST error answers with Confluent's envelope
 //! `{"errors":[{"status":"404","code":"not_found","detail":"..."}]}`. Details say what
-//! to fix; internal errors are logged and answered without their cause.
+//! to fix; internal errors are logged and answered without their cause; an unreachable cell
+//! (503) says which cell and why, since that is for the operator and the user to see.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -31,6 +32,10 @@ pub enum Error {
     /// The client sent too many requests (429).
     #[error("{0}")]
     RateLimited(String),
+    /// A cell's controller could not be reached or refused the request (503); the
+    /// detail names the cell and what each address answered.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration error: {0}")]
@@ -48,6 +53,7 @@ impl Error {
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -63,6 +69,7 @@ impl Error {
             Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::Conflict(_) => "conflict",
             Error::RateLimited(_) => "rate_limited",
+            Error::Unavailable(_) => "unavailable",
             Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => "internal",
         }
     }
@@ -71,7 +78,11 @@ impl Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
-        let detail = if status.is_server_error() {
+        let hide = matches!(
+            self,
+            Error::Database(_) | Error::Migrate(_) | Error::Internal(_)
+        );
+        let detail = if hide {
             tracing::error!(error = %self, "request failed");
             "internal error; try again later".to_string()
         } else {

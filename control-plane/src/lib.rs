@@ -5,21 +5,31 @@
 //! Talks to cells only through the cell API in `proto`. Must never depend on
 //! `data-plane` or `cells` directly.
 //!
-//! What is here so far (the foundation):
+//! What is here so far:
 //! - [`store`]: one set of migrations (`control-plane/migrations/`) for SQLite (default, a
-//!   file in the data dir, WAL mode) and PostgreSQL; organisations, users, sessions and
-//!   environments.
-//! - [`api`]: the REST API (axum): sign-up, login, bearer-token auth and
-//!   `/org/v2/environments`, every route scoped to the caller's organisation.
+//!   file in the data dir, WAL mode) and PostgreSQL; organisations, users, sessions,
+//!   environments, service accounts, API keys, plans, cells and clusters.
+//! - [`api`]: the REST API (axum): sign-up, login, bearer-token and Cloud-API-key auth,
+//!   `/org/v2/environments`, `/iam/v2/service-accounts`, `/iam/v2/api-keys` and
+//!   `/cmk/v2/clusters`, every route scoped to the caller's organisation.
+//! - [`plans`]: limits per cluster kind, versioned in the store, sent to cells.
+//! - [`cells`], [`placement`], [`reconciler`], [`propagate`]: the cells' gRPC clients,
+//!   two-random-choices placement, the restart-safe provisioning loop and API-key
+//!   propagation.
 //! - [`ratelimit`]: a bounded per-client-IP token bucket in front of sign-up and login.
 //! - [`error`]: the crate's one error type, mapped to HTTP status and Confluent's error
 //!   envelope at the edge.
 //!
-//! Still to come: clusters, service accounts, API keys, gRPC, provisioning into cells.
+//! Still to come: the gRPC face, Kafka REST v3, OpenAPI, the operator API, the CLI.
 
 pub mod api;
+pub mod cells;
 pub mod error;
+pub mod placement;
+pub mod plans;
+pub mod propagate;
 pub mod ratelimit;
+pub mod reconciler;
 pub mod store;
 mod util;
 

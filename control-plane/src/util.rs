@@ -37,6 +37,44 @@ pub fn token_hash(token: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A new API key id (the SASL/PLAIN user name): 16 characters of `A-Z0-9`, about 82
+/// random bits, as Confluent's keys look. Not secret; collisions fail the insert and the
+/// store retries.
+pub fn new_api_key_id() -> String {
+    let mut n = uuid::Uuid::new_v4().as_u128();
+    (0..16)
+        .map(|_| {
+            let c = ALPHABET[(n % 36) as usize].to_ascii_uppercase() as char;
+            n /= 36;
+            c
+        })
+        .collect()
+}
+
+/// A new API key secret: 64 hex characters from two v4 UUIDs (244 random bits). Shown
+/// once; only its [`token_hash`] is kept.
+pub fn new_api_secret() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// Compares two strings in time that depends only on their lengths (for secret hashes).
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// A uniformly random index below `n` (`n` > 0), from the OS generator via a v4 UUID.
+pub fn random_below(n: usize) -> usize {
+    (uuid::Uuid::new_v4().as_u128() % n.max(1) as u128) as usize
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_millis() -> i64 {
     SystemTime::now()
@@ -100,5 +138,23 @@ mod tests {
         );
         assert!(new_token().starts_with("trb_"));
         assert_eq!(new_token().len(), 68);
+    }
+
+    #[test]
+    fn api_key_ids_and_secrets() {
+        let id = new_api_key_id();
+        assert_eq!(id.len(), 16);
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()),
+            "{id}"
+        );
+        assert_ne!(new_api_key_id(), id);
+        let secret = new_api_secret();
+        assert_eq!(secret.len(), 64);
+        assert!(constant_time_eq(&token_hash(&secret), &token_hash(&secret)));
+        assert!(!constant_time_eq("abc", "abd"));
+        assert!(!constant_time_eq("abc", "ab"));
+        assert!((0..100).all(|_| random_below(3) < 3));
     }
 }

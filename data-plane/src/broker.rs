@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use crate::cell::Cell;
 use crate::config::{BrokerConfig, FsyncPolicy};
 use crate::error::{Error, Result};
 use crate::flusher::Flusher;
@@ -30,7 +31,41 @@ pub struct Topic {
     pub id: Uuid,
     /// Config overrides (validated); defaults come from the broker config.
     pub configs: BTreeMap<String, String>,
-    pub partitions: Vec<Arc<Partition>>,
+    pub partitions: Vec<PartitionSlot>,
+}
+
+/// One partition of a topic: where it lives, and this broker's replica of it if any.
+#[derive(Clone)]
+pub struct PartitionSlot {
+    pub index: i32,
+    /// -1 when no replica can lead.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// This broker's replica (always present on a standalone broker).
+    pub local: Option<Arc<Partition>>,
+}
+
+impl PartitionSlot {
+    /// A standalone broker's partition: it is the only replica and always leads.
+    pub fn standalone(node_id: i32, p: Arc<Partition>) -> PartitionSlot {
+        PartitionSlot {
+            index: p.index,
+            leader: node_id,
+            leader_epoch: 0,
+            replicas: vec![node_id],
+            isr: vec![node_id],
+            local: Some(p),
+        }
+    }
+}
+
+impl Topic {
+    /// The replicas of this topic hosted on this broker.
+    pub fn locals(&self) -> impl Iterator<Item = &Arc<Partition>> {
+        self.partitions.iter().filter_map(|s| s.local.as_ref())
+    }
 }
 
 /// What `topics.json` holds for one topic.
@@ -54,6 +89,8 @@ pub struct Broker {
     pub data_changed: Arc<Notify>,
     pub producer_ids: ProducerIdAllocator,
     pub groups: Arc<GroupCoordinator>,
+    /// The broker's part in its cell; `None` on a standalone broker.
+    pub cell: Option<Arc<Cell>>,
 }
 
 /// The coordinator's view of topics: shares the broker's topic map, so the coordinator
@@ -111,9 +148,14 @@ impl Broker {
         let cluster_id = load_or_create_cluster_id(&config.data_dir)?;
         let producer_ids = ProducerIdAllocator::open(config.data_dir.join("producer-ids"))?;
         let cfg = config.clone();
-        let topics = tokio::task::spawn_blocking(move || load_topics(&cfg))
-            .await
-            .map_err(|e| Error::Storage(std::io::Error::other(e)))??;
+        // In a cell, topics come from the controller's metadata, not a local catalog.
+        let topics = if config.cell.is_some() {
+            HashMap::new()
+        } else {
+            tokio::task::spawn_blocking(move || load_topics(&cfg))
+                .await
+                .map_err(|e| Error::Storage(std::io::Error::other(e)))??
+        };
         info!(topics = topics.len(), %cluster_id, "broker state recovered");
         let topics = Arc::new(RwLock::new(topics));
         let group_config = GroupConfig {
@@ -129,7 +171,9 @@ impl Broker {
         )
         .await
         .map_err(|e| Error::Storage(std::io::Error::other(e)))?;
+        let cell = config.cell.clone().map(|c| Arc::new(Cell::new(c)));
         let broker = Arc::new(Broker {
+            cell,
             request_memory: Arc::new(Semaphore::new(
                 (config.max_request_bytes * 4)
                     .min(u32::MAX as usize >> 1)
@@ -150,7 +194,10 @@ impl Broker {
                 .clone()
                 .run(broker.data_changed.clone(), shutdown.clone()),
         );
-        tokio::spawn(retention_loop(broker.clone(), shutdown));
+        tokio::spawn(retention_loop(broker.clone(), shutdown.clone()));
+        if let Some(cell) = &broker.cell {
+            crate::cell::start(&broker, cell, &shutdown);
+        }
         Ok(broker)
     }
 
@@ -175,14 +222,21 @@ impl Broker {
             .cloned()
     }
 
+    /// This broker's replica of `topic`-`index`: UNKNOWN_TOPIC_OR_PARTITION when there is
+    /// no such partition, NOT_LEADER_OR_FOLLOWER when it lives on other brokers.
     pub fn partition(&self, topic: &str, index: i32) -> Result<Arc<Partition>> {
-        self.topic(topic)
-            .and_then(|t| {
-                usize::try_from(index)
-                    .ok()
-                    .and_then(|i| t.partitions.get(i).cloned())
-            })
-            .ok_or_else(|| Error::UnknownTopicOrPartition(format!("{topic}-{index}")))
+        let slot = self.topic(topic).and_then(|t| {
+            usize::try_from(index)
+                .ok()
+                .and_then(|i| t.partitions.get(i).cloned())
+        });
+        match slot {
+            None => Err(Error::UnknownTopicOrPartition(format!("{topic}-{index}"))),
+            Some(PartitionSlot { local: None, .. }) => {
+                Err(Error::NotLeaderOrFollower(format!("{topic}-{index}")))
+            }
+            Some(PartitionSlot { local: Some(p), .. }) => Ok(p),
+        }
     }
 
     /// All topics, sorted by name.
@@ -198,8 +252,25 @@ impl Broker {
         all
     }
 
-    fn partition_dir(&self, topic_id: Uuid, index: i32) -> PathBuf {
+    pub(crate) fn partition_dir(&self, topic_id: Uuid, index: i32) -> PathBuf {
         partition_dir(&self.config, topic_id, index)
+    }
+
+    /// Replace the whole topic view (a cell broker, after a metadata change).
+    pub(crate) fn replace_topics(&self, topics: HashMap<String, Arc<Topic>>) {
+        *self.topics.write().unwrap_or_else(|e| e.into_inner()) = topics;
+    }
+
+    /// Brokers clients may be sent to, as (id, host, port).
+    pub fn live_brokers(&self) -> Vec<(i32, String, u16)> {
+        match &self.cell {
+            Some(cell) => cell.live_brokers(),
+            None => vec![(
+                self.config.node_id,
+                self.config.advertised_host.clone(),
+                self.config.advertised_port,
+            )],
+        }
     }
 
     /// Create a topic. `partitions` / `replication_factor` of -1 mean the broker default.
@@ -212,6 +283,29 @@ impl Broker {
         validate_only: bool,
     ) -> Result<Arc<Topic>> {
         validate_topic_name(name)?;
+        if let Some(cell) = &self.cell {
+            topic_config::validate_all(
+                configs.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))),
+            )?;
+            let (id, count, _rf) = crate::cell::admin::create_topic(
+                cell,
+                name,
+                partitions,
+                replication_factor,
+                configs.clone(),
+                validate_only,
+            )
+            .await?;
+            return Ok(match self.topic(name) {
+                Some(t) if !validate_only => t,
+                _ => Arc::new(Topic {
+                    name: name.to_string(),
+                    id,
+                    configs,
+                    partitions: Vec::with_capacity(count.max(0) as usize),
+                }),
+            });
+        }
         let partitions = if partitions == -1 {
             self.config.default_partitions
         } else {
@@ -246,14 +340,15 @@ impl Broker {
         }
         let mut parts = Vec::with_capacity(partitions as usize);
         for i in 0..partitions {
-            parts.push(Arc::new(Partition::open(
+            let p = Partition::open(
                 &self.partition_dir(id, i),
                 name,
                 id,
                 i,
                 log_config.clone(),
                 self.durable_hw(),
-            )?));
+            )?;
+            parts.push(PartitionSlot::standalone(self.config.node_id, Arc::new(p)));
         }
         let topic = Arc::new(Topic {
             name: name.to_string(),
@@ -274,6 +369,9 @@ impl Broker {
     }
 
     pub async fn delete_topic(&self, name: &str) -> Result<Uuid> {
+        if let Some(cell) = &self.cell {
+            return crate::cell::admin::delete_topic(cell, name).await;
+        }
         let _admin = self.admin.lock().await;
         let topic = {
             let mut map = self.topics.write().unwrap_or_else(|e| e.into_inner());
@@ -298,6 +396,9 @@ impl Broker {
         count: i32,
         validate_only: bool,
     ) -> Result<()> {
+        if let Some(cell) = &self.cell {
+            return crate::cell::admin::create_partitions(cell, name, count, validate_only).await;
+        }
         let _admin = self.admin.lock().await;
         let topic = self.topic(name).ok_or_else(|| {
             Error::UnknownTopicOrPartition(format!("topic `{name}` does not exist"))
@@ -319,14 +420,15 @@ impl Broker {
         let log_config = topic_config::log_config(&self.config.log_defaults, &topic.configs);
         let mut parts = topic.partitions.clone();
         for i in current..count {
-            parts.push(Arc::new(Partition::open(
+            let p = Partition::open(
                 &self.partition_dir(topic.id, i),
                 name,
                 topic.id,
                 i,
                 log_config.clone(),
                 self.durable_hw(),
-            )?));
+            )?;
+            parts.push(PartitionSlot::standalone(self.config.node_id, Arc::new(p)));
         }
         self.install(Arc::new(Topic {
             name: topic.name.clone(),
@@ -342,12 +444,15 @@ impl Broker {
         name: &str,
         configs: BTreeMap<String, String>,
     ) -> Result<()> {
+        if let Some(cell) = &self.cell {
+            return crate::cell::admin::set_topic_configs(cell, name, configs).await;
+        }
         let _admin = self.admin.lock().await;
         let topic = self.topic(name).ok_or_else(|| {
             Error::UnknownTopicOrPartition(format!("topic `{name}` does not exist"))
         })?;
         let log_config = topic_config::log_config(&self.config.log_defaults, &configs);
-        for p in &topic.partitions {
+        for p in topic.locals() {
             p.update_config(log_config.clone());
         }
         self.install(Arc::new(Topic {
@@ -412,14 +517,15 @@ fn load_topics(config: &BrokerConfig) -> Result<HashMap<String, Arc<Topic>>> {
         let log_config = topic_config::log_config(&config.log_defaults, &r.configs);
         let mut parts = Vec::with_capacity(r.partitions.max(0) as usize);
         for i in 0..r.partitions {
-            parts.push(Arc::new(Partition::open(
+            let p = Partition::open(
                 &partition_dir(config, r.id, i),
                 &r.name,
                 r.id,
                 i,
                 log_config.clone(),
                 config.fsync == FsyncPolicy::Always,
-            )?));
+            )?;
+            parts.push(PartitionSlot::standalone(config.node_id, Arc::new(p)));
         }
         map.insert(
             r.name.clone(),
@@ -461,7 +567,7 @@ async fn retention_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
         let _ = tokio::task::spawn_blocking(move || {
             let now = now_ms();
             for topic in b.topics() {
-                for p in &topic.partitions {
+                for p in topic.locals() {
                     match p.enforce_retention(now) {
                         Ok(0) => {}
                         Ok(n) => info!(topic = %p.topic, partition = p.index, segments = n, "retention deleted segments"),

@@ -50,6 +50,9 @@ pub struct BrokerConfig {
     pub group_max_session_timeout: Duration,
     /// How long the first JoinGroup of an empty group waits for more members.
     pub group_initial_rebalance_delay: Duration,
+    /// Set when the broker is part of a cell (its metadata then comes from the cell's
+    /// controller, and partitions are replicated); `None` for a standalone broker.
+    pub cell: Option<crate::cell::CellConfig>,
 }
 
 impl BrokerConfig {
@@ -72,6 +75,7 @@ impl BrokerConfig {
             group_min_session_timeout: Duration::from_millis(6_000),
             group_max_session_timeout: Duration::from_secs(1_800),
             group_initial_rebalance_delay: Duration::from_millis(0),
+            cell: None,
         }
     }
 }
@@ -100,6 +104,8 @@ pub struct LogConfig {
     pub timestamp_type: TimestampType,
     /// `index.interval.bytes`: bytes between sparse index entries.
     pub index_interval_bytes: u64,
+    /// `min.insync.replicas`: in-sync replicas an acks=-1 produce needs (cells only).
+    pub min_insync_replicas: u32,
 }
 
 impl Default for LogConfig {
@@ -110,6 +116,7 @@ impl Default for LogConfig {
             retention_ms: 7 * 24 * 3600 * 1000,
             retention_bytes: -1,
             max_message_bytes: 1024 * 1024 + 12,
+            min_insync_replicas: 1,
             timestamp_type: TimestampType::CreateTime,
             index_interval_bytes: 4096,
         }

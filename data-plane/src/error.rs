@@ -46,6 +46,23 @@ pub enum Error {
     Storage(#[from] std::io::Error),
     #[error("broker is shutting down")]
     ShuttingDown,
+    #[error("this broker does not lead {0}")]
+    NotLeaderOrFollower(String),
+    #[error("fenced leader epoch: {0}")]
+    FencedLeaderEpoch(String),
+    #[error("unknown leader epoch: {0}")]
+    UnknownLeaderEpoch(String),
+    #[error("not enough in-sync replicas: {0}")]
+    NotEnoughReplicas(String),
+    #[error("timed out: {0}")]
+    RequestTimedOut(String),
+    #[error("policy violation: {0}")]
+    PolicyViolation(String),
+    #[error("the cell controller is unavailable: {0}")]
+    ControllerUnavailable(String),
+    /// An error the cell controller answered with, as a Kafka error code and message.
+    #[error("{message}")]
+    Controller { code: i16, message: String },
 }
 
 impl Error {
@@ -72,6 +89,17 @@ impl Error {
             Error::InvalidRequiredAcks(_) => K::InvalidRequiredAcks,
             Error::Storage(_) => K::KafkaStorageError,
             Error::ShuttingDown => K::NotLeaderOrFollower,
+            Error::NotLeaderOrFollower(_) => K::NotLeaderOrFollower,
+            Error::FencedLeaderEpoch(_) => K::FencedLeaderEpoch,
+            Error::UnknownLeaderEpoch(_) => K::UnknownLeaderEpoch,
+            Error::NotEnoughReplicas(_) => K::NotEnoughReplicas,
+            Error::RequestTimedOut(_) => K::RequestTimedOut,
+            Error::PolicyViolation(_) => K::PolicyViolation,
+            // Clients retry this one, after refreshing metadata.
+            Error::ControllerUnavailable(_) => K::NotController,
+            Error::Controller { code, .. } => {
+                ResponseError::try_from_code(*code).unwrap_or(K::UnknownServerError)
+            }
         }
     }
 

@@ -12,6 +12,7 @@
 
 pub mod alloc_guard;
 pub mod broker;
+pub mod cell;
 pub mod codec;
 pub mod config;
 pub mod connection;
@@ -24,5 +25,6 @@ pub mod log;
 pub mod partition;
 pub mod producer_ids;
 pub mod producer_state;
+pub mod replica_set;
 pub mod server;
 pub mod topic_config;

@@ -4,27 +4,39 @@
 //! Appends take the write lock briefly (page-cache write); fetches take the read lock. With
 //! `FsyncPolicy::Always` the high watermark is the flushed offset: consumers never see data
 //! that a crash could take back. With `Never` it is the log end.
+//!
+//! In a cell the partition is also a replica ([`ReplicaSet`]): only the leader takes
+//! produce requests, followers append what they fetched from the leader, and the leader's
+//! high watermark is the smallest durable log end across the in-sync replicas.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
+use proto::cell::v1::PartitionRecord;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::config::LogConfig;
 use crate::error::{Error, Result};
 use crate::log::{parse_batches, FlushJob, PartitionLog, ReadResult};
 use crate::producer_state::{CachedBatch, ProducerStates, SequenceCheck};
+use crate::replica_set::{ReplicaSet, Transition};
 
 pub struct Partition {
     pub topic: String,
     pub topic_id: Uuid,
     pub index: i32,
     /// Leader epoch of this partition (0 on a standalone broker).
-    pub leader_epoch: i32,
+    leader_epoch: AtomicI32,
     state: RwLock<PartitionState>,
     high_watermark: AtomicI64,
+    /// The high watermark again, for waiters (acks=-1 in a cell).
+    hw_watch: watch::Sender<i64>,
     durable_hw: bool,
+    /// `None` on a standalone broker.
+    replica: Option<Mutex<ReplicaSet>>,
 }
 
 struct PartitionState {
@@ -60,12 +72,265 @@ impl Partition {
             topic: topic.to_string(),
             topic_id,
             index,
-            leader_epoch: 0,
+            leader_epoch: AtomicI32::new(0),
             state: RwLock::new(PartitionState { log, producers }),
             high_watermark: AtomicI64::new(end),
+            hw_watch: watch::Sender::new(end),
             durable_hw,
+            replica: None,
         };
         Ok(partition)
+    }
+
+    /// Open a partition replicated inside a cell, as broker `me`. It leads or follows
+    /// nothing until [`Partition::apply_assignment`]; its high watermark starts at 0 and
+    /// is learnt from the leader (or computed, once it leads).
+    pub fn open_replica(
+        dir: &Path,
+        topic: &str,
+        topic_id: Uuid,
+        index: i32,
+        config: LogConfig,
+        durable_hw: bool,
+        me: i32,
+    ) -> Result<Partition> {
+        let mut p = Partition::open(dir, topic, topic_id, index, config, durable_hw)?;
+        p.leader_epoch = AtomicI32::new(-1);
+        p.high_watermark = AtomicI64::new(0);
+        p.hw_watch = watch::Sender::new(0);
+        p.replica = Some(Mutex::new(ReplicaSet::new(me)));
+        Ok(p)
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    pub fn is_replicated(&self) -> bool {
+        self.replica.is_some()
+    }
+
+    fn replica_set(&self) -> Option<MutexGuard<'_, ReplicaSet>> {
+        self.replica
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// True when this broker may take produce requests and serve consumers for it.
+    pub fn is_leader(&self) -> bool {
+        self.replica_set().is_none_or(|r| r.is_leader())
+    }
+
+    /// The leader this broker follows, if it is a follower.
+    pub fn followed_leader(&self) -> Option<i32> {
+        match self.replica_set()?.role {
+            crate::replica_set::Role::Follower { leader } => Some(leader),
+            _ => None,
+        }
+    }
+
+    /// Take a committed assignment from the cell's metadata (or an AlterPartition answer).
+    pub fn apply_assignment(&self, rec: &PartitionRecord) -> Result<Transition> {
+        let Some(mut rs) = self.replica_set() else {
+            return Ok(Transition::None);
+        };
+        let mut state = self.write_state();
+        let end = state.log.log_end_offset();
+        let t = rs.apply(rec, end, Instant::now());
+        match t {
+            Transition::BecomeLeader { epoch } => {
+                state.log.start_epoch(epoch)?;
+                self.leader_epoch.store(epoch, Ordering::Release);
+            }
+            Transition::BecomeFollower { epoch, .. } | Transition::BecomeOffline { epoch } => {
+                self.leader_epoch.store(epoch, Ordering::Release);
+                // Wake acks=-1 waiters: they must fail now.
+                self.hw_watch.send_modify(|_| {});
+            }
+            Transition::None | Transition::Updated => {}
+        }
+        drop(state);
+        drop(rs);
+        self.advance_leader_hw();
+        Ok(t)
+    }
+
+    /// (replicas, isr) as this broker knows them.
+    pub fn assignment(&self) -> Option<(Vec<i32>, Vec<i32>, i32)> {
+        self.replica_set()
+            .map(|r| (r.replicas.clone(), r.isr.clone(), r.partition_epoch))
+    }
+
+    /// acks=-1 needs `min_isr` in-sync replicas before it is taken (NOT_ENOUGH_REPLICAS).
+    pub fn check_min_isr(&self) -> Result<()> {
+        let min_isr = self.read_state().log.config().min_insync_replicas as usize;
+        if let Some(rs) = self.replica_set() {
+            if rs.isr_len() < min_isr {
+                return Err(Error::NotEnoughReplicas(format!(
+                    "{}-{} has {} in-sync replicas; min.insync.replicas is {min_isr}",
+                    self.topic,
+                    self.index,
+                    rs.isr_len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Wait until the high watermark passes `offset` (acks=-1 in a cell). Fails with
+    /// NOT_LEADER_OR_FOLLOWER if leadership changes meanwhile: the write may then be
+    /// truncated away, and the high watermark would speak for other records.
+    pub async fn wait_for_hw_above(&self, offset: i64, timeout: Duration) -> Result<()> {
+        let epoch = self.leader_epoch();
+        let mut rx = self.hw_watch.subscribe();
+        let reached = tokio::time::timeout(timeout, async {
+            rx.wait_for(|hw| *hw > offset || self.leader_epoch() != epoch)
+                .await
+                .map(|_| ())
+        })
+        .await;
+        match reached {
+            Ok(Ok(())) if self.leader_epoch() == epoch => Ok(()),
+            Ok(Ok(())) => Err(Error::NotLeaderOrFollower(format!(
+                "{}-{}: leadership moved before offset {offset} was replicated",
+                self.topic, self.index
+            ))),
+            Ok(Err(_)) => Err(Error::ShuttingDown),
+            Err(_) => Err(Error::RequestTimedOut(format!(
+                "{}-{}: offset {offset} not replicated to the in-sync replicas within {} ms",
+                self.topic,
+                self.index,
+                timeout.as_millis()
+            ))),
+        }
+    }
+
+    fn set_high_watermark(&self, hw: i64) -> bool {
+        let prev = self.high_watermark.fetch_max(hw, Ordering::AcqRel);
+        if hw > prev {
+            self.hw_watch.send_replace(hw.max(prev));
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Recompute a leader's high watermark from its durable end and its followers; true
+    /// when it moved.
+    fn advance_leader_hw(&self) -> bool {
+        let Some(rs) = self.replica_set() else {
+            return false;
+        };
+        let durable_end = {
+            let state = self.read_state();
+            if self.durable_hw {
+                state.log.flushed_offset()
+            } else {
+                state.log.log_end_offset()
+            }
+        };
+        match rs.leader_high_watermark(durable_end) {
+            Some(hw) => {
+                drop(rs);
+                self.set_high_watermark(hw)
+            }
+            None => false,
+        }
+    }
+
+    /// Leader side of a follower's fetch at `fetch_offset`: records its progress and
+    /// advances the high watermark. True when the high watermark moved.
+    pub fn record_follower_fetch(&self, replica: i32, fetch_offset: i64) -> bool {
+        let Some(mut rs) = self.replica_set() else {
+            return false;
+        };
+        let end = self.log_end_offset();
+        rs.record_fetch(replica, fetch_offset, end, Instant::now());
+        drop(rs);
+        self.advance_leader_hw()
+    }
+
+    /// The ISR change the leader should propose now, with the epochs it is based on.
+    pub fn isr_proposal(&self, lag_max: Duration) -> Option<(Vec<i32>, i32, i32)> {
+        let mut rs = self.replica_set()?;
+        let next = rs.isr_proposal(self.high_watermark(), lag_max, Instant::now())?;
+        rs.pending_isr = Some(next.clone());
+        Some((next, rs.leader_epoch, rs.partition_epoch))
+    }
+
+    /// The ISR change was answered (or failed): allow another proposal.
+    pub fn isr_proposal_done(&self) {
+        if let Some(mut rs) = self.replica_set() {
+            rs.pending_isr = None;
+        }
+    }
+
+    /// Follower side: append batches fetched from the leader and take its high watermark.
+    pub fn append_as_follower(&self, records: &[u8], leader_hw: i64, now_ms: i64) -> Result<()> {
+        if !records.is_empty() {
+            let mut state = self.write_state();
+            // The leader already bounded each batch by its max.message.bytes; the fetch
+            // size bounds the whole.
+            let headers = parse_batches(records, records.len())?;
+            let info = state.log.append_replica(records, &headers, now_ms)?;
+            let mut offset = info.base_offset;
+            for h in &headers {
+                if h.producer_id >= 0 {
+                    state.producers.record(
+                        h.producer_id,
+                        h.producer_epoch,
+                        CachedBatch {
+                            first_seq: h.base_sequence,
+                            last_seq: h.base_sequence.wrapping_add(h.last_offset_delta),
+                            base_offset: offset,
+                        },
+                    );
+                }
+                offset += h.last_offset_delta as i64 + 1;
+            }
+        }
+        let end = self.log_end_offset();
+        self.set_high_watermark(leader_hw.min(end));
+        Ok(())
+    }
+
+    /// Follower side: cut the log at `offset` (diverging epochs), keeping producer state
+    /// and the high watermark consistent with what is left.
+    pub fn truncate_to(&self, offset: i64) -> Result<()> {
+        let mut state = self.write_state();
+        state.log.truncate_to(offset)?;
+        state.producers = state.log.rebuild_producer_state()?;
+        let end = state.log.log_end_offset();
+        if self.high_watermark() > end {
+            self.high_watermark.store(end, Ordering::Release);
+            self.hw_watch.send_replace(end);
+        }
+        Ok(())
+    }
+
+    /// Follower side: the leader's log starts above ours ends; start empty there.
+    pub fn reset_to(&self, offset: i64) -> Result<()> {
+        let mut state = self.write_state();
+        state.log.reset_to(offset)?;
+        state.producers = ProducerStates::default();
+        Ok(())
+    }
+
+    /// (largest epoch <= `epoch`, where it ends) from this replica's own log.
+    pub fn end_offset_for_epoch_in_log(&self, epoch: i32) -> Option<(i32, i64)> {
+        self.read_state().log.end_offset_for_epoch(epoch)
+    }
+
+    /// The latest leader epoch in this replica's log (Fetch's `last_fetched_epoch`).
+    pub fn latest_log_epoch(&self) -> i32 {
+        self.read_state().log.latest_epoch().unwrap_or(-1)
+    }
+
+    /// Leader side: whole batches from `offset` up to the log end, for a follower.
+    pub fn read_for_replica(&self, offset: i64, max_bytes: usize) -> Result<ReadResult> {
+        let state = self.read_state();
+        let end = state.log.log_end_offset();
+        Ok(state.log.read(offset, max_bytes, end)?)
     }
 
     fn read_state(&self) -> RwLockReadGuard<'_, PartitionState> {
@@ -94,6 +359,13 @@ impl Partition {
 
     /// Validate and append a produce request's records for this partition.
     pub fn append(&self, records: &[u8], now_ms: i64) -> Result<ProduceOutcome> {
+        if !self.is_leader() {
+            return Err(Error::NotLeaderOrFollower(format!(
+                "{}-{}",
+                self.topic, self.index
+            )));
+        }
+        let leader_epoch = self.leader_epoch();
         let mut state = self.write_state();
         let max_batch = state.log.config().max_message_bytes as usize;
         let headers = parse_batches(records, max_batch)?;
@@ -135,10 +407,9 @@ impl Partition {
                     SequenceCheck::Append => {}
                 }
             }
-            let info =
-                state
-                    .log
-                    .append(records, std::slice::from_ref(h), self.leader_epoch, now_ms)?;
+            let info = state
+                .log
+                .append(records, std::slice::from_ref(h), leader_epoch, now_ms)?;
             all_duplicates = false;
             if idempotent {
                 state.producers.record(
@@ -167,9 +438,12 @@ impl Partition {
         if last_offset >= 0 {
             outcome.last_offset = last_offset;
         }
-        if !self.durable_hw {
-            self.high_watermark
-                .store(state.log.log_end_offset(), Ordering::Release);
+        let end = state.log.log_end_offset();
+        drop(state);
+        if self.replica.is_some() {
+            self.advance_leader_hw();
+        } else if !self.durable_hw {
+            self.set_high_watermark(end);
         }
         Ok(outcome)
     }
@@ -200,8 +474,9 @@ impl Partition {
 
     pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
         let state = self.read_state();
-        if epoch >= self.leader_epoch {
-            return Some((self.leader_epoch, state.log.log_end_offset()));
+        let current = self.leader_epoch();
+        if epoch >= current && self.is_leader() {
+            return Some((current, state.log.log_end_offset()));
         }
         state.log.end_offset_for_epoch(epoch)
     }
@@ -235,17 +510,21 @@ impl Partition {
     pub fn mark_flushed(&self, end_offset: i64) {
         let mut state = self.write_state();
         state.log.mark_flushed(end_offset);
-        if self.durable_hw {
-            let flushed = state.log.flushed_offset();
-            self.high_watermark.fetch_max(flushed, Ordering::AcqRel);
+        let flushed = state.log.flushed_offset();
+        drop(state);
+        if self.replica.is_some() {
+            self.advance_leader_hw();
+        } else if self.durable_hw {
+            self.set_high_watermark(flushed);
         }
     }
 
     /// When there is nothing left to flush, everything appended is durable.
     pub fn mark_all_flushed(&self) {
-        let end = self.log_end_offset();
-        if self.durable_hw {
-            self.high_watermark.fetch_max(end, Ordering::AcqRel);
+        if self.replica.is_some() {
+            self.advance_leader_hw();
+        } else if self.durable_hw {
+            self.set_high_watermark(self.log_end_offset());
         }
     }
 

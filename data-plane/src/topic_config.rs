@@ -58,6 +58,12 @@ pub const DEFS: &[ConfigDef] = &[
         current: |c| c.max_message_bytes.to_string(),
     },
     ConfigDef {
+        name: "min.insync.replicas",
+        doc: "In-sync replicas an acks=all produce needs; fewer answers NOT_ENOUGH_REPLICAS.",
+        kind: Kind::Long { min: 1 },
+        current: |c| c.min_insync_replicas.to_string(),
+    },
+    ConfigDef {
         name: "message.timestamp.type",
         doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's time.",
         kind: Kind::Enum(&["CreateTime", "LogAppendTime"]),
@@ -131,6 +137,7 @@ pub fn log_config(defaults: &LogConfig, overrides: &BTreeMap<String, String>) ->
             ("segment.bytes", Some(v)) => c.segment_bytes = v.max(1024) as u64,
             ("segment.ms", Some(v)) => c.segment_ms = v.max(1) as u64,
             ("max.message.bytes", Some(v)) => c.max_message_bytes = v.max(0) as u64,
+            ("min.insync.replicas", Some(v)) => c.min_insync_replicas = v.clamp(1, 1024) as u32,
             ("message.timestamp.type", _) => {
                 c.timestamp_type = if value == "LogAppendTime" {
                     TimestampType::LogAppendTime

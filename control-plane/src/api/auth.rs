@@ -1,4 +1,4 @@
-//! Sign-up, login and the bearer-token extractor.
+//! Sign-up, login and the [`Caller`] extractor (bearer token or Cloud API key).
 //!
 //! Passwords are hashed with argon2id (default parameters) on the blocking pool, so a
 //! burst of logins cannot stall the async workers, and at most
@@ -10,13 +10,15 @@ use super::extract::ApiJson;
 use super::AppState;
 use crate::error::{Error, Result};
 use crate::store::Principal;
-use crate::util::{new_token, now_millis, rfc3339_millis, token_hash};
+use crate::util::{constant_time_eq, new_token, now_millis, rfc3339_millis, token_hash};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::Json;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
 use tokio::sync::Semaphore;
@@ -26,6 +28,8 @@ const MIN_PASSWORD_CHARS: usize = 8;
 const MAX_PASSWORD_BYTES: usize = 1024;
 const MAX_EMAIL_BYTES: usize = 254;
 const MAX_NAME_CHARS: usize = 255;
+/// Bounds the Basic credentials decoded (a key and a secret are well under 100 bytes).
+const MAX_BASIC_CREDENTIALS: usize = 512;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -209,7 +213,8 @@ pub async fn login(
     }))
 }
 
-/// The authenticated caller, from `Authorization: Bearer <token>`. Rejects with 401.
+/// The authenticated caller, from `Authorization: Bearer <token>` (a login token) or
+/// `Authorization: Basic base64(key:secret)` (a Cloud API key). Rejects with 401.
 pub struct Caller(pub Principal);
 
 impl FromRequestParts<AppState> for Caller {
@@ -219,31 +224,79 @@ impl FromRequestParts<AppState> for Caller {
         let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
             Error::Unauthenticated(
                 "missing Authorization header; send `Authorization: Bearer <token>` with a \
-                 token from POST /v1/login"
+                 token from POST /v1/login, or HTTP Basic with a Cloud API key and secret"
                     .into(),
             )
         })?;
-        let token = value
+        let (scheme, credentials) = value
             .to_str()
             .ok()
             .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| {
-                Error::Unauthenticated("the Authorization header must be `Bearer <token>`".into())
-            })?;
-        match state
-            .store
-            .principal(&token_hash(token), now_millis())
-            .await?
-        {
-            Some(principal) => Ok(Caller(principal)),
-            None => Err(Error::Unauthenticated(
-                "the bearer token is invalid or expired; log in again with POST /v1/login".into(),
-            )),
+            .map(|(scheme, rest)| (scheme, rest.trim()))
+            .filter(|(_, rest)| !rest.is_empty())
+            .ok_or_else(malformed)?;
+        if scheme.eq_ignore_ascii_case("bearer") {
+            bearer(state, credentials).await.map(Caller)
+        } else if scheme.eq_ignore_ascii_case("basic") {
+            cloud_api_key(state, credentials).await.map(Caller)
+        } else {
+            Err(malformed())
         }
     }
+}
+
+fn malformed() -> Error {
+    Error::Unauthenticated(
+        "the Authorization header must be `Bearer <token>` or `Basic <base64 of key:secret>`"
+            .into(),
+    )
+}
+
+async fn bearer(state: &AppState, token: &str) -> Result<Principal> {
+    state
+        .store
+        .principal(&token_hash(token), now_millis())
+        .await?
+        .ok_or_else(|| {
+            Error::Unauthenticated(
+                "the bearer token is invalid or expired; log in again with POST /v1/login".into(),
+            )
+        })
+}
+
+/// Authenticates `base64(key:secret)` as a Cloud API key. A cluster key with the right
+/// secret is refused: it is meant for its cluster's Kafka endpoint only.
+async fn cloud_api_key(state: &AppState, encoded: &str) -> Result<Principal> {
+    let wrong = || {
+        Error::Unauthenticated(
+            "invalid API key or secret; use a Cloud API key (one created without \
+             spec.resource) and the secret shown when it was created"
+                .into(),
+        )
+    };
+    if encoded.len() > MAX_BASIC_CREDENTIALS {
+        return Err(wrong());
+    }
+    let decoded = BASE64.decode(encoded).map_err(|_| malformed())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| wrong())?;
+    let (key, secret) = decoded.split_once(':').ok_or_else(wrong)?;
+    let Some(found) = state.store.key_for_auth(key).await? else {
+        return Err(wrong());
+    };
+    if !constant_time_eq(&token_hash(secret), &found.secret_sha256) {
+        return Err(wrong());
+    }
+    if !found.resource_id.is_empty() {
+        return Err(Error::Unauthenticated(format!(
+            "API key {key} is a cluster API key for {}; it works only with that cluster's \
+             Kafka endpoint. Use a Cloud API key or a bearer token for this API",
+            found.resource_id
+        )));
+    }
+    Ok(Principal {
+        id: found.owner_id,
+        organization_id: found.organization_id,
+    })
 }
 
 #[cfg(test)]

@@ -5,16 +5,24 @@
 //! [`crate::Error`] on failure, so every failure leaves as the JSON error envelope.
 //! Unknown routes and methods answer the envelope too.
 
+mod api_keys;
 mod auth;
+mod clusters;
+mod envelope;
 mod environments;
 mod extract;
+mod service_accounts;
 
 pub use auth::Caller;
 pub use extract::{ApiJson, ApiQuery};
 
+use crate::cells::CellConfig;
 use crate::error::Error;
+use crate::plans::Plans;
 use crate::ratelimit::{self, RateLimitConfig, RateLimiter};
+use crate::reconciler::{Provisioner, ProvisioningConfig};
 use crate::store::Store;
+use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::Router;
@@ -25,7 +33,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-/// Settings of the REST API.
+/// Most bytes of a request body (every request here is a small JSON object).
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Settings of the control plane: the REST API, plans, cells and provisioning.
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
     /// Base URL for links in responses (`metadata.self`, `metadata.next`), e.g.
@@ -38,6 +49,11 @@ pub struct ApiConfig {
     /// Most argon2 hashes computed at once (each takes ~19 MiB and a core for tens of
     /// milliseconds); further sign-ups and logins wait for a permit.
     pub max_concurrent_password_hashes: usize,
+    /// Limits of each cluster kind (defaults, with overrides applied).
+    pub plans: Plans,
+    /// The cells clusters are placed into.
+    pub cells: Vec<CellConfig>,
+    pub provisioning: ProvisioningConfig,
 }
 
 impl Default for ApiConfig {
@@ -47,6 +63,9 @@ impl Default for ApiConfig {
             session_ttl: Duration::from_secs(12 * 3600),
             auth_rate_limit: RateLimitConfig::default(),
             max_concurrent_password_hashes: 4,
+            plans: Plans::default(),
+            cells: Vec::new(),
+            provisioning: ProvisioningConfig::default(),
         }
     }
 }
@@ -58,6 +77,8 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     /// Permits for password hashing; see [`ApiConfig::max_concurrent_password_hashes`].
     pub(crate) hash_permits: Arc<Semaphore>,
+    /// Cell clients, key-push locks and the reconciler's wake-up.
+    pub provisioner: Arc<Provisioner>,
 }
 
 impl AppState {
@@ -65,6 +86,7 @@ impl AppState {
         AppState {
             store,
             hash_permits: Arc::new(Semaphore::new(config.max_concurrent_password_hashes.max(1))),
+            provisioner: Arc::new(Provisioner::new(&config.cells, config.provisioning)),
             config: Arc::new(config),
         }
     }
@@ -103,9 +125,44 @@ pub fn router(state: AppState) -> Router {
                 .patch(environments::update)
                 .delete(environments::delete),
         );
+    let iam = Router::new()
+        .route(
+            "/iam/v2/service-accounts",
+            get(service_accounts::list).post(service_accounts::create),
+        )
+        .route(
+            "/iam/v2/service-accounts/{id}",
+            get(service_accounts::get)
+                .patch(service_accounts::update)
+                .delete(service_accounts::delete),
+        )
+        .route(
+            "/iam/v2/api-keys",
+            get(api_keys::list).post(api_keys::create),
+        )
+        .route(
+            "/iam/v2/api-keys/{id}",
+            get(api_keys::get)
+                .patch(api_keys::update)
+                .delete(api_keys::delete),
+        );
+    let cmk = Router::new()
+        .route(
+            "/cmk/v2/clusters",
+            get(clusters::list).post(clusters::create),
+        )
+        .route(
+            "/cmk/v2/clusters/{id}",
+            get(clusters::get)
+                .patch(clusters::update)
+                .delete(clusters::delete),
+        );
     Router::new()
         .merge(public)
         .merge(environments)
+        .merge(iam)
+        .merge(cmk)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .fallback(|| async { Error::NotFound("no such route; see the API reference".into()) })
         .method_not_allowed_fallback(|| async {
             Error::MethodNotAllowed("this route does not accept this method".into())
@@ -114,7 +171,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves the API on an already-bound listener until `shutdown` is cancelled, then
-/// finishes in-flight requests and returns.
+/// finishes in-flight requests and returns. Provisioning needs the reconciler too
+/// ([`crate::reconciler::run`], with the same [`AppState`]).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,

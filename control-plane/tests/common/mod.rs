@@ -8,6 +8,7 @@ use control_plane::ratelimit::RateLimitConfig;
 use control_plane::{serve, ApiConfig, AppState, Store};
 use serde_json::{json, Value};
 use sqlx::Connection;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -50,8 +51,10 @@ async fn fresh_postgres_db(admin_url: &str) -> String {
 pub struct Server {
     pub base: String,
     pub http: reqwest::Client,
+    /// The database URL, so another server can start on the same data.
+    pub db_url: String,
     shutdown: CancellationToken,
-    _dir: Option<tempfile::TempDir>,
+    _dir: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
 impl Drop for Server {
@@ -72,41 +75,118 @@ pub fn test_config() -> ApiConfig {
     }
 }
 
+/// `127.0.0.1:PORT` where nothing listens (a port bound and released).
+pub async fn closed_port() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("local addr");
+    drop(l);
+    addr.to_string()
+}
+
+/// A configuration with one cell whose controller address is a closed port, so
+/// clusters stay PROVISIONING (retrying) for `timeout` and then go FAILED.
+pub async fn unreachable_cell_config(timeout: Duration) -> ApiConfig {
+    let mut config = test_config();
+    config.cells = vec![format!("cell-1={}", closed_port().await).parse().unwrap()];
+    config.provisioning.timeout = timeout;
+    config.provisioning.min_backoff = Duration::from_millis(50);
+    config.provisioning.max_backoff = Duration::from_millis(200);
+    config.provisioning.tick = Duration::from_millis(50);
+    config
+}
+
 pub async fn start(db: &Db) -> Server {
     start_with(db, test_config()).await
 }
 
+/// A server with its reconciler over a fresh database.
 pub async fn start_with(db: &Db, config: ApiConfig) -> Server {
-    let (store, dir) = match db {
+    let (url, dir) = fresh_database(db).await;
+    start_at(url, dir, config, true).await
+}
+
+/// A server without the reconciler over a fresh database (as if the reconciler had
+/// crashed); start one later with [`Server::sibling`].
+pub async fn start_api_only(db: &Db, config: ApiConfig) -> Server {
+    let (url, dir) = fresh_database(db).await;
+    start_at(url, dir, config, false).await
+}
+
+async fn fresh_database(db: &Db) -> (String, Option<std::sync::Arc<tempfile::TempDir>>) {
+    match db {
         Db::Sqlite => {
             let dir = tempfile::tempdir().expect("tempdir");
-            let store = Store::open_sqlite_dir(dir.path())
-                .await
-                .expect("open SQLite");
-            (store, Some(dir))
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("control-plane.db").display()
+            );
+            (url, Some(std::sync::Arc::new(dir)))
         }
-        Db::Postgres(admin) => {
-            let url = fresh_postgres_db(admin).await;
-            (
-                Store::connect(&url).await.expect("connect PostgreSQL"),
-                None,
-            )
-        }
-    };
+        Db::Postgres(admin) => (fresh_postgres_db(admin).await, None),
+    }
+}
+
+/// A server (and, with `reconciler`, the provisioning reconciler) over the database at
+/// `url`.
+pub async fn start_at(
+    url: String,
+    dir: Option<std::sync::Arc<tempfile::TempDir>>,
+    config: ApiConfig,
+    reconciler: bool,
+) -> Server {
+    let store = Store::connect(&url).await.expect("open the database");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let shutdown = CancellationToken::new();
-    tokio::spawn(serve(
-        listener,
-        AppState::new(store, config),
-        shutdown.clone(),
-    ));
+    let state = AppState::new(store, config);
+    if reconciler {
+        tokio::spawn(control_plane::reconciler::run(
+            state.clone(),
+            shutdown.clone(),
+        ));
+    }
+    tokio::spawn(serve(listener, state, shutdown.clone()));
     Server {
         base: format!("http://{addr}"),
         http: reqwest::Client::new(),
+        db_url: url,
         shutdown,
         _dir: dir,
     }
+}
+
+impl Server {
+    /// Another server over the same database (the first keeps running unless dropped).
+    pub async fn sibling(&self, config: ApiConfig, reconciler: bool) -> Server {
+        start_at(self.db_url.clone(), self._dir.clone(), config, reconciler).await
+    }
+}
+
+/// A signed-up, logged-in user.
+pub struct Account {
+    pub token: String,
+    pub org: String,
+    pub user: String,
+}
+
+/// Follows `metadata.next` from `first`; returns each page's size and every id seen.
+pub async fn walk_pages(s: &Server, first: &str, token: &str) -> (Vec<usize>, Vec<String>) {
+    let mut sizes = Vec::new();
+    let mut ids = Vec::new();
+    let mut next = Some(first.to_string());
+    while let Some(url) = next.take() {
+        let res = s.http.get(&url).bearer_auth(token).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{url}");
+        let page: Value = res.json().await.unwrap();
+        let data = page["data"].as_array().expect("data[]");
+        sizes.push(data.len());
+        ids.extend(data.iter().map(|o| o["id"].as_str().unwrap().to_string()));
+        next = page["metadata"]
+            .get("next")
+            .map(|n| n.as_str().unwrap().to_string());
+        assert!(sizes.len() <= 50, "too many pages");
+    }
+    (sizes, ids)
 }
 
 impl Server {
@@ -165,6 +245,104 @@ impl Server {
         assert_eq!(res.status(), 200);
         let body: Value = res.json().await.unwrap();
         (body["token"].as_str().unwrap().to_string(), org)
+    }
+
+    /// POST `body` as JSON to `path` with a bearer token.
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// PATCH `body` as JSON to `path` with a bearer token.
+    pub async fn patch(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .patch(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("PATCH")
+    }
+
+    /// Signs up and logs in; returns the token, organisation and user id.
+    pub async fn account(&self, email: &str) -> Account {
+        let res = self.signup(email, "correct horse", "Acme").await;
+        assert_eq!(res.status(), 201);
+        let body: Value = res.json().await.unwrap();
+        let res = self.login(email, "correct horse").await;
+        assert_eq!(res.status(), 200);
+        let login: Value = res.json().await.unwrap();
+        Account {
+            token: login["token"].as_str().unwrap().to_string(),
+            org: body["organization_id"].as_str().unwrap().to_string(),
+            user: body["user_id"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// Creates a service account (201 expected).
+    pub async fn create_sa(&self, token: &str, name: &str) -> Value {
+        let res = self
+            .post(
+                "/iam/v2/service-accounts",
+                token,
+                &json!({"display_name": name, "description": "for tests"}),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+        res.json().await.unwrap()
+    }
+
+    /// Creates a cluster of `kind` (Dedicated gets 2 CKUs) in `env_id` (201 expected).
+    pub async fn create_cluster(&self, token: &str, env_id: &str, kind: &str) -> Value {
+        let mut config = json!({"kind": kind});
+        if kind == "Dedicated" {
+            config["cku"] = json!(2);
+        }
+        let res = self
+            .post(
+                "/cmk/v2/clusters",
+                token,
+                &json!({"spec": {
+                    "display_name": "orders",
+                    "availability": "SINGLE_ZONE",
+                    "cloud": "AWS",
+                    "region": "us-east-1",
+                    "config": config,
+                    "environment": {"id": env_id},
+                }}),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+        res.json().await.unwrap()
+    }
+
+    /// Creates an API key owned by `owner`, bound to cluster `resource` or (None) a
+    /// Cloud API key (201 expected).
+    pub async fn create_key(&self, token: &str, owner: &str, resource: Option<&str>) -> Value {
+        let mut spec = json!({"display_name": "key", "owner": {"id": owner}});
+        if let Some(r) = resource {
+            spec["resource"] = json!({"id": r});
+        }
+        let res = self
+            .post("/iam/v2/api-keys", token, &json!({"spec": spec}))
+            .await;
+        assert_eq!(res.status(), 201);
+        res.json().await.unwrap()
+    }
+
+    /// GET `path` with HTTP Basic `key:secret`.
+    pub async fn get_basic(&self, path: &str, key: &str, secret: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .basic_auth(key, Some(secret))
+            .send()
+            .await
+            .expect("GET")
     }
 
     pub async fn create_env(&self, token: &str, name: &str) -> Value {

@@ -100,7 +100,10 @@ pub async fn create_topics(
                 } else {
                     topic.partitions.len() as i32
                 };
-                r.replication_factor = 1;
+                r.replication_factor = topic
+                    .partitions
+                    .first()
+                    .map_or(1, |p| p.replicas.len() as i16);
                 if version >= 5 {
                     r.configs = Some(
                         topic_config::describe(&broker.config.log_defaults, &topic.configs)

@@ -21,6 +21,11 @@ use crate::error::Error;
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
 pub async fn handle(broker: &Arc<Broker>, req: FetchRequest) -> FetchResponse {
+    if req.replica_id.0 >= 0 {
+        if let Some(cell) = &broker.cell {
+            return super::replica_fetch::handle(broker, cell, req).await;
+        }
+    }
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let deadline = Instant::now() + wait;
     loop {

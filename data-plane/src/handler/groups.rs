@@ -1,5 +1,8 @@
-//! FindCoordinator: this broker coordinates every group (a cell will spread groups over
-//! brokers later). The group APIs themselves are served by [`crate::group`].
+//! FindCoordinator: a standalone broker coordinates every group; in a cell each group
+//! goes to one live broker chosen by a stable hash of its id, the same on every broker.
+//! (Group state is not yet replicated: when that broker dies its groups restart on
+//! another one without their committed offsets. The cells issue tracks this.)
+//! The group APIs themselves are served by [`crate::group`].
 
 use std::sync::Arc;
 
@@ -18,9 +21,6 @@ pub fn find_coordinator(
     req: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    let node = BrokerId(broker.config.node_id);
-    let host = s(&broker.config.advertised_host);
-    let port = broker.config.advertised_port as i32;
     let supported = req.key_type == KEY_GROUP;
     let message = (!supported)
         .then(|| s("only consumer group coordinators exist on this broker (no transactions)"));
@@ -34,12 +34,13 @@ pub fn find_coordinator(
             .coordinator_keys
             .into_iter()
             .map(|key: StrBytes| {
+                let (node, host, port) = coordinator_for(broker, key.as_str());
                 let mut c = Coordinator::default()
                     .with_key(key)
                     .with_error_code(code)
                     .with_error_message(message.clone());
                 if supported {
-                    c = c.with_node_id(node).with_host(host.clone()).with_port(port);
+                    c = c.with_node_id(node).with_host(host).with_port(port);
                 } else {
                     c = c.with_node_id(BrokerId(-1)).with_port(-1);
                 }
@@ -50,6 +51,7 @@ pub fn find_coordinator(
     }
     let mut r = FindCoordinatorResponse::default().with_error_code(code);
     if supported {
+        let (node, host, port) = coordinator_for(broker, req.key.as_str());
         r = r.with_node_id(node).with_host(host).with_port(port);
     } else {
         r = r.with_node_id(BrokerId(-1)).with_port(-1);
@@ -58,4 +60,21 @@ pub fn find_coordinator(
         }
     }
     r
+}
+
+/// The broker coordinating group `key`: FNV-1a of the id over the live brokers by id.
+fn coordinator_for(broker: &Broker, key: &str) -> (BrokerId, StrBytes, i32) {
+    let mut live = broker.live_brokers();
+    live.sort_by_key(|b| b.0);
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    match live.get((hash % live.len().max(1) as u64) as usize) {
+        Some((id, host, port)) => (BrokerId(*id), s(host), *port as i32),
+        None => (
+            BrokerId(broker.config.node_id),
+            s(&broker.config.advertised_host),
+            broker.config.advertised_port as i32,
+        ),
+    }
 }

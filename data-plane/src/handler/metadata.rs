@@ -15,15 +15,20 @@ use super::s;
 use crate::broker::{Broker, Topic};
 use crate::error::Error;
 
-pub fn broker_entry(broker: &Broker) -> MetadataResponseBroker {
-    MetadataResponseBroker::default()
-        .with_node_id(BrokerId(broker.config.node_id))
-        .with_host(s(&broker.config.advertised_host))
-        .with_port(broker.config.advertised_port as i32)
+fn broker_entries(broker: &Broker) -> Vec<MetadataResponseBroker> {
+    broker
+        .live_brokers()
+        .into_iter()
+        .map(|(id, host, port)| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(id))
+                .with_host(s(&host))
+                .with_port(port as i32)
+        })
+        .collect()
 }
 
-pub fn topic_entry(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
-    let me = BrokerId(broker.config.node_id);
+pub fn topic_entry(topic: &Topic) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(s(&topic.name))))
         .with_topic_id(topic.id)
@@ -32,12 +37,18 @@ pub fn topic_entry(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
                 .partitions
                 .iter()
                 .map(|p| {
+                    let ids = |v: &[i32]| v.iter().map(|&b| BrokerId(b)).collect::<Vec<_>>();
                     MetadataResponsePartition::default()
                         .with_partition_index(p.index)
-                        .with_leader_id(me)
+                        .with_error_code(if p.leader < 0 {
+                            ResponseError::LeaderNotAvailable.code()
+                        } else {
+                            0
+                        })
+                        .with_leader_id(BrokerId(p.leader))
                         .with_leader_epoch(p.leader_epoch)
-                        .with_replica_nodes(vec![me])
-                        .with_isr_nodes(vec![me])
+                        .with_replica_nodes(ids(&p.replicas))
+                        .with_isr_nodes(ids(&p.isr))
                 })
                 .collect(),
         )
@@ -60,11 +71,7 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
     let auto_create =
         broker.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
     let topics = match requested {
-        None => broker
-            .topics()
-            .iter()
-            .map(|t| topic_entry(broker, t))
-            .collect(),
+        None => broker.topics().iter().map(|t| topic_entry(t)).collect(),
         Some(list) => {
             let mut out = Vec::with_capacity(list.len());
             for t in list {
@@ -72,15 +79,15 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
                     Some(name) => {
                         let name = name.0.as_str().to_string();
                         match broker.topic(&name) {
-                            Some(topic) => topic_entry(broker, &topic),
+                            Some(topic) => topic_entry(&topic),
                             None if auto_create => match broker
                                 .create_topic(&name, -1, -1, BTreeMap::new(), false)
                                 .await
                             {
-                                Ok(topic) => topic_entry(broker, &topic),
+                                Ok(topic) => topic_entry(&topic),
                                 // Lost a race with another creator: serve what exists.
                                 Err(Error::TopicAlreadyExists(_)) => match broker.topic(&name) {
-                                    Some(topic) => topic_entry(broker, &topic),
+                                    Some(topic) => topic_entry(&topic),
                                     None => error_topic(
                                         Some(&name),
                                         Uuid::nil(),
@@ -97,7 +104,7 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
                         }
                     }
                     None => match broker.topic_by_id(t.topic_id) {
-                        Some(topic) => topic_entry(broker, &topic),
+                        Some(topic) => topic_entry(&topic),
                         None => error_topic(None, t.topic_id, ResponseError::UnknownTopicId),
                     },
                 };
@@ -107,7 +114,7 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
         }
     };
     MetadataResponse::default()
-        .with_brokers(vec![broker_entry(broker)])
+        .with_brokers(broker_entries(broker))
         .with_cluster_id(Some(s(&broker.cluster_id)))
         .with_controller_id(BrokerId(broker.config.node_id))
         .with_topics(topics)

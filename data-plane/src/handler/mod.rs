@@ -10,6 +10,7 @@ pub mod groups;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
+pub mod replica_fetch;
 
 use std::sync::Arc;
 

@@ -36,12 +36,14 @@ pub(crate) fn leader_partition(
     current_leader_epoch: i32,
 ) -> std::result::Result<Arc<Partition>, i16> {
     let p = broker.partition(topic, index).map_err(|e| e.kafka_code())?;
-    if current_leader_epoch < 0 || current_leader_epoch == p.leader_epoch {
-        Ok(p)
-    } else if current_leader_epoch < p.leader_epoch {
+    if current_leader_epoch >= 0 && current_leader_epoch < p.leader_epoch() {
         Err(ResponseError::FencedLeaderEpoch.code())
-    } else {
+    } else if current_leader_epoch > p.leader_epoch() {
         Err(ResponseError::UnknownLeaderEpoch.code())
+    } else if !p.is_leader() {
+        Err(ResponseError::NotLeaderOrFollower.code())
+    } else {
+        Ok(p)
     }
 }
 
@@ -76,7 +78,7 @@ pub fn list_offsets(
                                 r.offset = offset;
                                 r.timestamp = ts;
                                 if version >= 4 {
-                                    r.leader_epoch = p.leader_epoch;
+                                    r.leader_epoch = p.leader_epoch();
                                 }
                             }
                             Ok(None) => {}

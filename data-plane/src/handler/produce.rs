@@ -1,8 +1,11 @@
 //! Produce: validate and append each partition's batches in request order (inline, so
 //! pipelined requests keep their order), then answer at once (acks=1), not at all (acks=0),
-//! or once the group-commit flusher has made the appends durable (acks=-1).
+//! or, for acks=-1, once the group-commit flusher has made the appends durable
+//! (standalone) or once the high watermark passed them: durable on the leader and
+//! copied by every in-sync replica (in a cell, where `min.insync.replicas` also holds).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
@@ -14,8 +17,17 @@ use super::{error_fields, s, Reply};
 use crate::broker::{now_ms, Broker};
 use crate::connection::Session;
 use crate::error::Error;
+use crate::partition::Partition;
 
-type FlushWait = oneshot::Receiver<Result<(), String>>;
+/// What an acks=-1 answer waits for, per partition.
+enum Wait {
+    Flush(oneshot::Receiver<Result<(), String>>),
+    Replicated(Arc<Partition>, i64),
+}
+
+/// Bounds on the produce `timeout_ms` a replicated acks=-1 waits for.
+const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+const MAX_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -25,7 +37,9 @@ pub async fn handle(
 ) -> Reply {
     let acks = req.acks;
     let mut topics = Vec::with_capacity(req.topic_data.len());
-    let mut waits: Vec<(usize, usize, FlushWait)> = Vec::new();
+    let mut waits: Vec<(usize, usize, Wait)> = Vec::new();
+    let timeout =
+        Duration::from_millis(req.timeout_ms.max(0) as u64).clamp(MIN_TIMEOUT, MAX_TIMEOUT);
     let now = now_ms();
     for topic in req.topic_data {
         let name = topic.name.0.as_str().to_string();
@@ -46,6 +60,9 @@ pub async fn handle(
                 ))
             } else {
                 broker.partition(&name, pd.index).and_then(|p| {
+                    if acks == -1 {
+                        p.check_min_isr()?;
+                    }
                     let records = pd.records.as_deref().unwrap_or(&[]);
                     p.append(records, now).map(|outcome| (p, outcome))
                 })
@@ -55,13 +72,20 @@ pub async fn handle(
                     resp.base_offset = outcome.base_offset;
                     resp.log_append_time_ms = outcome.log_append_time;
                     resp.log_start_offset = outcome.log_start_offset;
-                    if broker.durable_hw() {
+                    let at = (topics.len(), partitions.len());
+                    if partition.is_replicated() {
+                        if broker.durable_hw() && !outcome.duplicate {
+                            broker.flusher.mark_dirty(partition.clone());
+                        }
+                        // Wake followers long-polling for this partition.
+                        broker.data_changed.notify_waiters();
                         if acks == -1 {
-                            waits.push((
-                                topics.len(),
-                                partitions.len(),
-                                broker.flusher.flush(partition),
-                            ));
+                            let last = outcome.last_offset;
+                            waits.push((at.0, at.1, Wait::Replicated(partition, last)));
+                        }
+                    } else if broker.durable_hw() {
+                        if acks == -1 {
+                            waits.push((at.0, at.1, Wait::Flush(broker.flusher.flush(partition))));
                         } else if !outcome.duplicate {
                             broker.flusher.mark_dirty(partition);
                         }
@@ -91,11 +115,19 @@ pub async fn handle(
     }
     Reply::Later(tokio::spawn(async move {
         for (t, p, wait) in waits {
-            let durable = matches!(wait.await, Ok(Ok(())));
-            if !durable {
-                let part = &mut response.responses[t].partition_responses[p];
-                part.error_code = ResponseError::KafkaStorageError.code();
-                part.error_message = Some(s("the write could not be made durable"));
+            let part = &mut response.responses[t].partition_responses[p];
+            match wait {
+                Wait::Flush(rx) => {
+                    if !matches!(rx.await, Ok(Ok(()))) {
+                        part.error_code = ResponseError::KafkaStorageError.code();
+                        part.error_message = Some(s("the write could not be made durable"));
+                    }
+                }
+                Wait::Replicated(partition, last) => {
+                    if let Err(e) = partition.wait_for_hw_above(last, timeout).await {
+                        (part.error_code, part.error_message) = error_fields(&e);
+                    }
+                }
             }
         }
         ResponseKind::Produce(response)

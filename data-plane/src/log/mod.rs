@@ -262,6 +262,79 @@ impl PartitionLog {
         })
     }
 
+    /// Append batches copied from the leader (a follower's append): offsets and leader
+    /// epochs are the leader's and are kept; the first batch must start at the log end.
+    pub fn append_replica(
+        &mut self,
+        records: &[u8],
+        headers: &[BatchHeader],
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let Some(first) = headers.first() else {
+            return Err(LogError::InvalidArgument("append without batches".into()));
+        };
+        let base_offset = self.log_end_offset();
+        let mut locs = Vec::with_capacity(headers.len());
+        let mut epochs = Vec::with_capacity(headers.len());
+        let mut next = base_offset;
+        let start = first.position;
+        for h in headers {
+            let b = &records[h.position..h.position + h.size];
+            let batch_base = batch::i64_at(b, batch::BASE_OFFSET);
+            if batch_base != next {
+                return Err(LogError::InvalidArgument(format!(
+                    "replicated batch starts at offset {batch_base}, the log ends at {next}"
+                )));
+            }
+            let last = next + h.last_offset_delta as i64;
+            locs.push(BatchLoc {
+                position: (h.position - start) as u64,
+                size: h.size as u64,
+                base_offset: next,
+                last_offset: last,
+                max_timestamp: h.max_timestamp,
+            });
+            epochs.push((batch::i32_at(b, batch::LEADER_EPOCH), next));
+            next = last + 1;
+        }
+        let last_header = headers.last().expect("non-empty");
+        let data = &records[start..last_header.position + last_header.size];
+        self.maybe_roll(data.len() as u64, next - base_offset, now_ms)?;
+        for (epoch, offset) in epochs {
+            self.epochs.assign(epoch, offset)?;
+        }
+        let interval = self.config.index_interval_bytes;
+        if let Err(e) = self.active_mut().append(data, &locs, interval, now_ms) {
+            self.epochs.truncate_from_end(base_offset)?;
+            return Err(e.into());
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            log_append_time: -1,
+        })
+    }
+
+    /// Start a new, empty epoch at the log end (a leader taking over): batches it appends
+    /// carry `epoch`, and OffsetForLeaderEpoch answers from here.
+    pub fn start_epoch(&mut self, epoch: i32) -> Result<(), LogError> {
+        if self.epochs.latest().is_some_and(|e| e >= epoch) {
+            return Ok(());
+        }
+        let end = self.log_end_offset();
+        self.epochs.assign(epoch, end)?;
+        Ok(())
+    }
+
+    /// Throw the whole log away and start empty at `offset` (a follower whose log lies
+    /// entirely below the leader's log start, as Kafka's truncateFullyAndStartAt).
+    pub fn reset_to(&mut self, offset: i64) -> Result<(), LogError> {
+        self.replace_all_with_empty(offset)?;
+        // No batch is left, so no epoch either: the leader's batches bring theirs.
+        self.epochs.truncate_from_end(i64::MIN)?;
+        self.set_log_start(offset)
+    }
+
     /// Roll before an append of `bytes` / `count` offsets when the active segment would grow past
     /// `segment.bytes`, is older than `segment.ms`, or its relative offsets or positions would
     /// overflow the indexes' u32 (Kafka keeps both within i32).

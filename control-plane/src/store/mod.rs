@@ -1,4 +1,6 @@
-//! Persistence: organisations, users, sessions and environments, on SQLite or PostgreSQL.
+//! Persistence on SQLite or PostgreSQL: organisations, users, sessions and environments
+//! here; service accounts and API keys in [`iam`]; plans, cells and clusters in
+//! [`clusters`]. All of it is `impl Store`, one pool, one migration set.
 //!
 //! # Why `sqlx::Any`
 //! The store holds one `AnyPool` rather than an enum over a `SqlitePool` and a `PgPool`.
@@ -18,6 +20,12 @@ use crate::util::{now_millis, short_id};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use std::path::Path;
+
+mod clusters;
+mod iam;
+
+pub use clusters::{Cluster, ClusterUpdate, NewCluster, Phase};
+pub use iam::{ApiKey, CloudKeyAuth, KeyState, KeySyncTarget, NewApiKey, ServiceAccount};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -42,10 +50,12 @@ pub struct UserCredentials {
     pub password_hash: String,
 }
 
-/// Who a valid bearer token belongs to.
+/// Who an authenticated request comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
-    pub user_id: String,
+    /// A user (`u-...`, bearer token or Cloud API key) or a service account (`sa-...`,
+    /// Cloud API key).
+    pub id: String,
     pub organization_id: String,
 }
 
@@ -67,7 +77,7 @@ pub struct PageCursor {
 
 /// Tries at generating a fresh short id before giving up (a collision needs ~2^15 ids
 /// of a kind to become likely).
-const ID_ATTEMPTS: usize = 3;
+pub(crate) const ID_ATTEMPTS: usize = 3;
 
 const ENV_COLUMNS: &str = "id, organization_id, display_name, created_at, updated_at";
 
@@ -81,11 +91,52 @@ fn env_from_row(row: &AnyRow) -> Result<Environment> {
     })
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 impl Store {
+    /// One page of `table` for keyset pagination: rows with every `(column, value)` of
+    /// `filters` (the organisation first), an optional extra SQL condition without
+    /// parameters (e.g. a phase filter), after `after` in (created_at, id) order, at most
+    /// `limit`. Table, columns and condition are code constants, never user input.
+    pub(crate) async fn page(
+        &self,
+        table: &str,
+        columns: &str,
+        filters: &[(&str, &str)],
+        condition: Option<&str>,
+        after: Option<&PageCursor>,
+        limit: i64,
+    ) -> Result<Vec<AnyRow>> {
+        let mut sql = format!("SELECT {columns} FROM {table} WHERE 1 = 1");
+        let mut n = 0;
+        for (column, _) in filters {
+            n += 1;
+            sql.push_str(&format!(" AND {column} = ${n}"));
+        }
+        if let Some(condition) = condition {
+            sql.push_str(&format!(" AND ({condition})"));
+        }
+        if after.is_some() {
+            sql.push_str(&format!(
+                " AND (created_at > ${a} OR (created_at = ${a} AND id > ${b}))",
+                a = n + 1,
+                b = n + 2
+            ));
+            n += 2;
+        }
+        sql.push_str(&format!(" ORDER BY created_at, id LIMIT ${}", n + 1));
+        let mut query = sqlx::query(&sql);
+        for (_, value) in filters {
+            query = query.bind(*value);
+        }
+        if let Some(c) = after {
+            query = query.bind(c.created_at).bind(&c.id);
+        }
+        Ok(query.bind(limit).fetch_all(&self.pool).await?)
+    }
+
     /// Connects to `sqlite://...` or `postgres://...` and runs the migrations.
     pub async fn connect(url: &str) -> Result<Store> {
         sqlx::any::install_default_drivers();
@@ -252,7 +303,7 @@ impl Store {
         .await?;
         row.map(|r| {
             Ok(Principal {
-                user_id: r.try_get("user_id")?,
+                id: r.try_get("user_id")?,
                 organization_id: r.try_get("organization_id")?,
             })
         })
@@ -304,31 +355,16 @@ impl Store {
         after: Option<&PageCursor>,
         limit: i64,
     ) -> Result<Vec<Environment>> {
-        let rows = match after {
-            None => {
-                sqlx::query(&format!(
-                    "SELECT {ENV_COLUMNS} FROM environments WHERE organization_id = $1 \
-                     ORDER BY created_at, id LIMIT $2"
-                ))
-                .bind(org_id)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            Some(c) => {
-                sqlx::query(&format!(
-                    "SELECT {ENV_COLUMNS} FROM environments WHERE organization_id = $1 \
-                     AND (created_at > $2 OR (created_at = $2 AND id > $3)) \
-                     ORDER BY created_at, id LIMIT $4"
-                ))
-                .bind(org_id)
-                .bind(c.created_at)
-                .bind(&c.id)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
+        let rows = self
+            .page(
+                "environments",
+                ENV_COLUMNS,
+                &[("organization_id", org_id)],
+                None,
+                after,
+                limit,
+            )
+            .await?;
         rows.iter().map(env_from_row).collect()
     }
 
@@ -366,8 +402,23 @@ impl Store {
         self.get_environment(org_id, id).await
     }
 
-    /// Deletes an environment; `false` when it is not in `org_id`.
+    /// Deletes an environment; `false` when it is not in `org_id`. An environment that
+    /// still holds clusters is a [`Error::Conflict`].
     pub async fn delete_environment(&self, org_id: &str, id: &str) -> Result<bool> {
+        let clusters: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM clusters WHERE organization_id = $1 AND environment_id = $2 \
+             AND phase <> 'DELETING'",
+        )
+        .bind(org_id)
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        if clusters > 0 {
+            return Err(Error::Conflict(format!(
+                "environment {id} still has {clusters} cluster(s); delete them first \
+                 (GET /cmk/v2/clusters?environment={id})"
+            )));
+        }
         let done = sqlx::query("DELETE FROM environments WHERE organization_id = $1 AND id = $2")
             .bind(org_id)
             .bind(id)

@@ -1,0 +1,138 @@
+//! Topic administration in a cell: the broker validates what it can (names, configs),
+//! forwards the change to the controller on the tenant's behalf, and answers the client
+//! once the committed change is applied here, so the client's next Metadata sees it.
+
+use std::collections::BTreeMap;
+
+use proto::cell::v1::{
+    AlterTopicConfigsRequest, ChangeResult, CreatableTopic, CreatePartitionsRequest,
+    CreateTopicsRequest, DeleteTopicsRequest, TopicResult,
+};
+use uuid::Uuid;
+
+use super::Cell;
+use crate::error::{Error, Result};
+
+fn check(code: i32, message: &str) -> Result<()> {
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(Error::Controller {
+            code: code as i16,
+            message: message.to_string(),
+        })
+    }
+}
+
+fn change_result(r: ChangeResult) -> Result<u64> {
+    check(r.error_code, &r.error_message)?;
+    Ok(r.offset)
+}
+
+async fn one_topic(cell: &Cell, results: Vec<TopicResult>) -> Result<TopicResult> {
+    let r = results
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::ControllerUnavailable("empty answer".into()))?;
+    check(r.error_code, &r.error_message)?;
+    if r.offset > 0 {
+        cell.wait_applied(r.offset).await?;
+    }
+    Ok(r)
+}
+
+/// Create a topic; returns (id, partitions, replication factor).
+pub async fn create_topic(
+    cell: &Cell,
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(Uuid, i32, i16)> {
+    let req = CreateTopicsRequest {
+        cluster_id: cell.config.tenant.clone(),
+        topics: vec![CreatableTopic {
+            name: name.to_string(),
+            num_partitions: partitions,
+            replication_factor: replication_factor as i32,
+            configs: configs.into_iter().collect(),
+        }],
+        validate_only,
+    };
+    let resp = cell
+        .link
+        .call("CreateTopics", |mut c| {
+            let req = req.clone();
+            async move { c.create_topics(req).await }
+        })
+        .await?;
+    let r = one_topic(cell, resp.topics).await?;
+    let id = Uuid::from_slice(&r.topic_id).unwrap_or_default();
+    Ok((id, r.num_partitions, r.replication_factor as i16))
+}
+
+pub async fn delete_topic(cell: &Cell, name: &str) -> Result<Uuid> {
+    let req = DeleteTopicsRequest {
+        cluster_id: cell.config.tenant.clone(),
+        names: vec![name.to_string()],
+        topic_ids: vec![],
+    };
+    let resp = cell
+        .link
+        .call("DeleteTopics", |mut c| {
+            let req = req.clone();
+            async move { c.delete_topics(req).await }
+        })
+        .await?;
+    let r = one_topic(cell, resp.topics).await?;
+    Ok(Uuid::from_slice(&r.topic_id).unwrap_or_default())
+}
+
+pub async fn create_partitions(
+    cell: &Cell,
+    name: &str,
+    count: i32,
+    validate_only: bool,
+) -> Result<()> {
+    let req = CreatePartitionsRequest {
+        cluster_id: cell.config.tenant.clone(),
+        topic: name.to_string(),
+        new_total: count,
+        validate_only,
+    };
+    let resp = cell
+        .link
+        .call("CreatePartitions", |mut c| {
+            let req = req.clone();
+            async move { c.create_partitions(req).await }
+        })
+        .await?;
+    let offset = change_result(resp)?;
+    cell.wait_applied(offset).await
+}
+
+/// Replace a topic's config overrides (validated by the caller).
+pub async fn set_topic_configs(
+    cell: &Cell,
+    name: &str,
+    configs: BTreeMap<String, String>,
+) -> Result<()> {
+    let req = AlterTopicConfigsRequest {
+        cluster_id: cell.config.tenant.clone(),
+        topic: name.to_string(),
+        set: configs.into_iter().collect(),
+        remove: vec![],
+        replace_all: true,
+        validate_only: false,
+    };
+    let resp = cell
+        .link
+        .call("AlterTopicConfigs", |mut c| {
+            let req = req.clone();
+            async move { c.alter_topic_configs(req).await }
+        })
+        .await?;
+    let offset = change_result(resp)?;
+    cell.wait_applied(offset).await
+}

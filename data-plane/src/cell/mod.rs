@@ -1,0 +1,174 @@
+//! A broker inside a cell: its session with the cell's controller quorum, the metadata
+//! image it follows, and the replicas it hosts.
+//!
+//! - **Session** ([`session`]): register (a new incarnation per process), heartbeat every
+//!   `heartbeat_interval` with the metadata offset applied so far; the controller fences
+//!   a broker that misses its session and unfences it once it has caught up. Controlled
+//!   shutdown asks the controller to move leadership away before the broker stops.
+//! - **Metadata** ([`watch`]): the committed records stream in from any voter and are
+//!   applied to a [`CellImage`] in order; every new image is reconciled
+//!   ([`reconcile`]): replicas opened, leaders and followers switched by epoch, the
+//!   tenant's topic view rebuilt, replica fetchers pointed at the right leaders.
+//! - **Replication**: followers fetch from leaders ([`fetcher`]) with the Kafka Fetch
+//!   protocol; leaders track followers and propose ISR changes to the controller
+//!   ([`isr`]).
+//!
+//! Owns no Raft: the quorum is the `cells` crate's controller; this side only reads the
+//! image and calls the controller's API.
+
+pub mod admin;
+pub mod controller;
+pub mod fetcher;
+pub mod isr;
+pub mod reconcile;
+pub mod session;
+pub mod watch;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use cells::image::CellImage;
+use proto::cell::v1::BrokerState;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::partition::Partition;
+use controller::ControllerLink;
+
+/// Start the cell side of `broker`: the controller session, the metadata watch and the
+/// ISR loop (all stopped by `shutdown`).
+pub fn start(
+    broker: &Arc<crate::broker::Broker>,
+    cell: &Arc<Cell>,
+    shutdown: &tokio_util::sync::CancellationToken,
+) {
+    tokio::spawn(session::run(broker.clone(), cell.clone(), shutdown.clone()));
+    tokio::spawn(watch::run(broker.clone(), cell.clone(), shutdown.clone()));
+    tokio::spawn(isr::run(broker.clone(), cell.clone(), shutdown.clone()));
+}
+
+/// How a broker takes part in its cell.
+#[derive(Debug, Clone)]
+pub struct CellConfig {
+    /// gRPC addresses (`host:port`) of the cell's controller voters.
+    pub controllers: Vec<String>,
+    /// Availability zone, for replica placement.
+    pub zone: String,
+    /// The logical cluster that this listener's clients see, until SASL binds one per
+    /// connection (the multi-tenancy issue).
+    pub tenant: String,
+    pub heartbeat_interval: Duration,
+    /// A follower not caught up for this long leaves the ISR (`replica.lag.time.max.ms`).
+    pub replica_lag_time_max: Duration,
+    /// How long a follower's fetch waits at the leader for new data.
+    pub replica_fetch_wait: Duration,
+    /// Most bytes one follower fetch asks for.
+    pub replica_fetch_max_bytes: usize,
+}
+
+impl CellConfig {
+    pub fn new(controllers: Vec<String>, tenant: impl Into<String>) -> CellConfig {
+        CellConfig {
+            controllers,
+            zone: "zone-a".to_string(),
+            tenant: tenant.into(),
+            heartbeat_interval: Duration::from_millis(1000),
+            replica_lag_time_max: Duration::from_secs(10),
+            replica_fetch_wait: Duration::from_millis(500),
+            replica_fetch_max_bytes: 8 << 20,
+        }
+    }
+}
+
+/// The cell side of a broker (absent on a standalone broker).
+pub struct Cell {
+    pub config: CellConfig,
+    pub link: ControllerLink,
+    /// Changes on every process start, so the controller can tell a restart.
+    pub incarnation: Uuid,
+    broker_epoch: AtomicI64,
+    image: RwLock<Arc<CellImage>>,
+    /// The metadata offset applied so far (waited on after admin changes).
+    applied: tokio::sync::watch::Sender<u64>,
+    /// Every replica this broker hosts, by topic id and partition.
+    replicas: RwLock<HashMap<(Uuid, i32), Arc<Partition>>>,
+    fetchers: Mutex<fetcher::Fetchers>,
+    /// The controller has seen this broker caught up (ACTIVE) at least once: from then
+    /// on the image is complete enough to delete replicas it no longer names.
+    caught_up: AtomicBool,
+}
+
+impl Cell {
+    pub fn new(config: CellConfig) -> Cell {
+        Cell {
+            link: ControllerLink::new(config.controllers.clone()),
+            config,
+            incarnation: Uuid::new_v4(),
+            broker_epoch: AtomicI64::new(-1),
+            image: RwLock::new(Arc::new(CellImage::default())),
+            applied: tokio::sync::watch::Sender::new(0),
+            replicas: RwLock::new(HashMap::new()),
+            fetchers: Mutex::new(fetcher::Fetchers::default()),
+            caught_up: AtomicBool::new(false),
+        }
+    }
+
+    pub fn image(&self) -> Arc<CellImage> {
+        self.image.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn broker_epoch(&self) -> i64 {
+        self.broker_epoch.load(Ordering::Acquire)
+    }
+
+    /// The replica of `topic_id`-`index` hosted here.
+    pub fn replica(&self, topic_id: Uuid, index: i32) -> Option<Arc<Partition>> {
+        self.replicas
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(topic_id, index))
+            .cloned()
+    }
+
+    pub fn replicas(&self) -> Vec<Arc<Partition>> {
+        self.replicas
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Wait until metadata at `offset` is applied here (so a topic just created is
+    /// visible to the client's next Metadata request).
+    pub async fn wait_applied(&self, offset: u64) -> Result<()> {
+        let mut rx = self.applied.subscribe();
+        let waited = tokio::time::timeout(Duration::from_secs(10), async {
+            rx.wait_for(|o| *o >= offset).await.map(|_| ())
+        })
+        .await;
+        match waited {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Error::ShuttingDown),
+            Err(_) => Err(Error::RequestTimedOut(format!(
+                "metadata offset {offset} not applied on this broker within 10 s"
+            ))),
+        }
+    }
+
+    /// Brokers clients may be sent to: every broker not fenced, as (id, host, port).
+    pub fn live_brokers(&self) -> Vec<(i32, String, u16)> {
+        let image = self.image();
+        image
+            .brokers
+            .values()
+            .filter(|b| b.state != BrokerState::Fenced as i32)
+            .filter_map(|b| {
+                let e = b.kafka.as_ref()?;
+                Some((b.broker_id, e.host.clone(), e.port as u16))
+            })
+            .collect()
+    }
+}

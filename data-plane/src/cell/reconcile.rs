@@ -1,0 +1,135 @@
+//! Bring the broker in line with a new metadata image: open the replicas assigned to it,
+//! switch each to leader or follower by epoch, drop replicas the image no longer gives
+//! it, rebuild the tenant's topic view, and point the replica fetchers at the leaders.
+//!
+//! Images arrive as committed prefixes of one log, so a replica this process opened and
+//! the image no longer names has really been removed (topic deleted or reassigned).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use cells::image::CellImage;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::{fetcher, Cell};
+use crate::broker::{Broker, PartitionSlot, Topic};
+use crate::partition::Partition;
+use crate::replica_set::Transition;
+use crate::topic_config;
+
+pub fn apply(
+    broker: &Arc<Broker>,
+    cell: &Arc<Cell>,
+    image: &CellImage,
+    shutdown: &CancellationToken,
+) {
+    let me = broker.config.node_id;
+    let mut removed = Vec::new();
+    {
+        let mut replicas = cell.replicas.write().unwrap_or_else(|e| e.into_inner());
+        let mut seen = HashSet::new();
+        for (topic, rec) in image.partitions_of(me) {
+            let key = (topic.id, rec.partition);
+            seen.insert(key);
+            let log_config = topic_config::log_config(&broker.config.log_defaults, &topic.configs);
+            let p = match replicas.get(&key) {
+                Some(p) => {
+                    p.update_config(log_config);
+                    p.clone()
+                }
+                None => {
+                    let dir = broker.partition_dir(topic.id, rec.partition);
+                    match Partition::open_replica(
+                        &dir,
+                        &topic.name,
+                        topic.id,
+                        rec.partition,
+                        log_config,
+                        broker.durable_hw(),
+                        me,
+                    ) {
+                        Ok(p) => {
+                            let p = Arc::new(p);
+                            replicas.insert(key, p.clone());
+                            p
+                        }
+                        Err(e) => {
+                            warn!(topic = %topic.name, partition = rec.partition, error = %e, "could not open replica");
+                            continue;
+                        }
+                    }
+                }
+            };
+            match p.apply_assignment(rec) {
+                Ok(Transition::None | Transition::Updated) => {}
+                Ok(t) => info!(
+                    tenant = %topic.cluster_id,
+                    topic = %topic.name,
+                    partition = rec.partition,
+                    transition = ?t,
+                    log_end = p.log_end_offset(),
+                    high_watermark = p.high_watermark(),
+                    "replica role changed"
+                ),
+                Err(e) => {
+                    warn!(topic = %topic.name, partition = rec.partition, error = %e, "applying assignment failed")
+                }
+            }
+        }
+        let gone: Vec<_> = replicas
+            .keys()
+            .filter(|k| !seen.contains(k))
+            .copied()
+            .collect();
+        for key in gone {
+            if let Some(p) = replicas.remove(&key) {
+                removed.push(p);
+            }
+        }
+    }
+    for p in removed {
+        let dir = broker.partition_dir(p.topic_id, p.index);
+        info!(topic = %p.topic, partition = p.index, "replica removed; deleting its data");
+        if let Err(e) = p.delete_data(&dir) {
+            warn!(error = %e, dir = %dir.display(), "could not delete a removed replica's data");
+        }
+        if let Some(parent) = dir.parent() {
+            // Only succeeds once the topic's last partition directory is gone.
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+    broker.replace_topics(tenant_view(cell, image));
+    fetcher::update(broker, cell, image, shutdown);
+}
+
+/// The topics this broker's clients see: the tenant's, with every partition's placement
+/// and the local replica where there is one.
+fn tenant_view(cell: &Cell, image: &CellImage) -> HashMap<String, Arc<Topic>> {
+    image
+        .topics
+        .values()
+        .filter(|t| t.cluster_id == cell.config.tenant)
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .values()
+                .map(|p| PartitionSlot {
+                    index: p.partition,
+                    leader: p.leader,
+                    leader_epoch: p.leader_epoch,
+                    replicas: p.replicas.clone(),
+                    isr: p.isr.clone(),
+                    local: cell.replica(t.id, p.partition),
+                })
+                .collect();
+            let topic = Topic {
+                name: t.name.clone(),
+                id: t.id,
+                configs: t.configs.clone(),
+                partitions,
+            };
+            (t.name.clone(), Arc::new(topic))
+        })
+        .collect()
+}

@@ -1,0 +1,133 @@
+//! The broker's session with the controller: registration, heartbeats, and controlled
+//! shutdown.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use proto::cell::v1::{BrokerHeartbeatRequest, BrokerState, Endpoint, RegisterBrokerRequest};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::Cell;
+use crate::broker::Broker;
+
+fn kafka_endpoint(broker: &Broker) -> Endpoint {
+    Endpoint {
+        host: broker.config.advertised_host.clone(),
+        port: broker.config.advertised_port as u32,
+    }
+}
+
+async fn register(broker: &Broker, cell: &Cell) -> crate::error::Result<i64> {
+    let req = RegisterBrokerRequest {
+        broker_id: broker.config.node_id,
+        incarnation_id: cell.incarnation.to_string(),
+        zone: cell.config.zone.clone(),
+        kafka: Some(kafka_endpoint(broker)),
+    };
+    let resp = cell
+        .link
+        .call("RegisterBroker", |mut c| {
+            let req = req.clone();
+            async move { c.register_broker(req).await }
+        })
+        .await?;
+    Ok(resp.broker_epoch)
+}
+
+/// Register, then heartbeat until `shutdown`. A heartbeat the controller refuses (it
+/// lost or replaced our registration) leads to registering again.
+pub async fn run(broker: Arc<Broker>, cell: Arc<Cell>, shutdown: CancellationToken) {
+    let interval = cell.config.heartbeat_interval;
+    'register: loop {
+        let epoch = loop {
+            match register(&broker, &cell).await {
+                Ok(epoch) => break epoch,
+                Err(e) => {
+                    warn!(error = %e, "registering with the cell controller failed; retrying")
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        };
+        cell.broker_epoch.store(epoch, Ordering::Release);
+        info!(broker_epoch = epoch, incarnation = %cell.incarnation, "registered with the cell controller");
+        let mut last_state = BrokerState::Unspecified;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+            match heartbeat(&broker, &cell, epoch, false).await {
+                Ok((state, _)) => {
+                    if state != last_state {
+                        info!(state = ?state, "broker state");
+                        last_state = state;
+                    }
+                    if state == BrokerState::Active {
+                        cell.caught_up.store(true, Ordering::Release);
+                    }
+                }
+                Err(e) if is_stale_registration(&e) => {
+                    warn!(error = %e, "the controller does not know this registration; registering again");
+                    continue 'register;
+                }
+                Err(e) => warn!(error = %e, "heartbeat failed"),
+            }
+        }
+    }
+}
+
+fn is_stale_registration(e: &crate::error::Error) -> bool {
+    matches!(e, crate::error::Error::Controller { code, .. } if *code == kafka_protocol::ResponseError::StaleBrokerEpoch.code())
+}
+
+async fn heartbeat(
+    broker: &Broker,
+    cell: &Cell,
+    epoch: i64,
+    want_shutdown: bool,
+) -> crate::error::Result<(BrokerState, bool)> {
+    let req = BrokerHeartbeatRequest {
+        broker_id: broker.config.node_id,
+        broker_epoch: epoch,
+        applied_offset: cell.image().offset,
+        want_shutdown,
+    };
+    let resp = cell
+        .link
+        .call("BrokerHeartbeat", |mut c| async move {
+            c.broker_heartbeat(req).await
+        })
+        .await?;
+    let state = BrokerState::try_from(resp.state).unwrap_or(BrokerState::Unspecified);
+    Ok((state, resp.shutdown_ok))
+}
+
+/// Controlled shutdown: ask the controller to move this broker's leaderships away and
+/// wait (bounded by `limit`) until it says the broker leads nothing.
+pub async fn controlled_shutdown(broker: &Broker, cell: &Cell, limit: Duration) {
+    let epoch = cell.broker_epoch();
+    if epoch < 0 {
+        return;
+    }
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        match heartbeat(broker, cell, epoch, true).await {
+            Ok((_, true)) => {
+                info!(
+                    millis = started.elapsed().as_millis() as u64,
+                    "controlled shutdown: leadership moved away"
+                );
+                return;
+            }
+            Ok((_, false)) => {}
+            Err(e) => warn!(error = %e, "controlled shutdown heartbeat failed"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    warn!("controlled shutdown timed out; stopping anyway");
+}
