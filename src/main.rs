@@ -1,9 +1,11 @@
 //! `tributary`: one binary, many roles. `tributary broker --standalone` runs a single
 //! broker with a PLAINTEXT listener and no authentication; `tributary control-plane` runs the
-//! REST API; later roles (cell controller, dev stack) are further subcommands.
+//! REST API; `tributary controller` runs one voter of a cell's controller quorum; later
+//! roles (dev stack) are further subcommands.
 
 mod broker_cmd;
 mod control_plane_cmd;
+mod controller_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +30,8 @@ enum Command {
     Broker(broker_cmd::BrokerArgs),
     /// Run the control plane's REST API (sign-up, login, environments).
     ControlPlane(control_plane_cmd::ControlPlaneArgs),
+    /// Run one voter of a cell's controller quorum (Raft metadata).
+    Controller(controller_cmd::ControllerArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,6 +49,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Broker(args) => runtime.block_on(broker_cmd::run(args)),
         Command::ControlPlane(args) => runtime.block_on(control_plane_cmd::run(args)),
+        Command::Controller(args) => runtime.block_on(controller_cmd::run(args)),
     }
 }
 

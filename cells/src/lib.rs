@@ -9,4 +9,16 @@
 //! Depends on `proto` for its API. Must never depend on `data-plane`, `control-plane` or
 //! `billing`.
 
+pub mod client;
+pub mod config;
+pub mod controller;
+pub mod error;
 pub mod image;
+pub mod node;
+pub mod raft;
+pub mod server;
+pub mod watch;
+
+pub use config::ControllerConfig;
+pub use error::CellError;
+pub use node::ControllerNode;
