@@ -30,21 +30,38 @@ const RUN: Duration = Duration::from_secs(40);
 type Acked = Arc<Mutex<HashMap<String, (i32, i64)>>>;
 
 fn leader_of(p: &FutureProducer, partition: i32) -> Option<i32> {
-    let md = p.client().fetch_metadata(Some(TOPIC), Duration::from_secs(3)).ok()?;
-    let leader = md.topics().first()?.partitions().get(partition as usize)?.leader();
+    let md = p
+        .client()
+        .fetch_metadata(Some(TOPIC), Duration::from_secs(3))
+        .ok()?;
+    let leader = md
+        .topics()
+        .first()?
+        .partitions()
+        .get(partition as usize)?
+        .leader();
     (leader >= 0).then_some(leader)
 }
 
 fn isr_complete(p: &FutureProducer) -> bool {
-    let Ok(md) = p.client().fetch_metadata(Some(TOPIC), Duration::from_secs(3)) else {
+    let Ok(md) = p
+        .client()
+        .fetch_metadata(Some(TOPIC), Duration::from_secs(3))
+    else {
         return false;
     };
-    md.topics()
-        .first()
-        .is_some_and(|t| t.partitions().len() == PARTITIONS as usize && t.partitions().iter().all(|p| p.isr().len() == 3))
+    md.topics().first().is_some_and(|t| {
+        t.partitions().len() == PARTITIONS as usize
+            && t.partitions().iter().all(|p| p.isr().len() == 3)
+    })
 }
 
-async fn writer(p: FutureProducer, acked: Acked, failed: Arc<Mutex<u64>>, stop: Arc<AtomicBool>) -> u64 {
+async fn writer(
+    p: FutureProducer,
+    acked: Acked,
+    failed: Arc<Mutex<u64>>,
+    stop: Arc<AtomicBool>,
+) -> u64 {
     let mut n = 0u64;
     let mut inflight = Vec::new();
     while !stop.load(Ordering::Relaxed) {
@@ -52,9 +69,15 @@ async fn writer(p: FutureProducer, acked: Acked, failed: Arc<Mutex<u64>>, stop: 
         n += 1;
         let (p, acked, failed) = (p.clone(), acked.clone(), failed.clone());
         inflight.push(tokio::spawn(async move {
-            match p.send(FutureRecord::to(TOPIC).key(&v).payload(&v), Duration::from_secs(120)).await {
-                Ok((partition, offset)) => {
-                    acked.lock().unwrap().insert(v, (partition, offset));
+            match p
+                .send(
+                    FutureRecord::to(TOPIC).key(&v).payload(&v),
+                    Duration::from_secs(120),
+                )
+                .await
+            {
+                Ok(d) => {
+                    acked.lock().unwrap().insert(v, (d.partition, d.offset));
                 }
                 // Indeterminate, not lost: the write may or may not have happened.
                 Err(_) => *failed.lock().unwrap() += 1,
@@ -87,14 +110,18 @@ fn read_back(bootstrap: &str) -> Vec<(i32, i64, String)> {
             .fetch_watermarks(TOPIC, p, Duration::from_secs(10))
             .expect("watermarks");
         ends.insert(p, high);
-        tpl.add_partition_offset(TOPIC, p, Offset::Beginning).unwrap();
+        tpl.add_partition_offset(TOPIC, p, Offset::Beginning)
+            .unwrap();
     }
     consumer.assign(&tpl).unwrap();
     let mut out = Vec::new();
     let mut positions: HashMap<i32, i64> = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     while (0..PARTITIONS).any(|p| positions.get(&p).copied().unwrap_or(0) < ends[&p]) {
-        assert!(Instant::now() < deadline, "could not read back to {ends:?}, at {positions:?}");
+        assert!(
+            Instant::now() < deadline,
+            "could not read back to {ends:?}, at {positions:?}"
+        );
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
             let v = String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string();
             positions.insert(m.partition(), m.offset() + 1);
@@ -172,7 +199,12 @@ async fn no_acknowledged_write_is_lost_under_kills_and_pauses() {
     let acked: Acked = Arc::default();
     let failed = Arc::new(Mutex::new(0u64));
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = tokio::spawn(writer(producer.clone(), acked.clone(), failed.clone(), stop.clone()));
+    let writer = tokio::spawn(writer(
+        producer.clone(),
+        acked.clone(),
+        failed.clone(),
+        stop.clone(),
+    ));
 
     let client = cell.client();
     let started = Instant::now();
@@ -183,24 +215,44 @@ async fn no_acknowledged_write_is_lost_under_kills_and_pauses() {
         round += 1;
         match round % 3 {
             0 => {
-                let Some(leader) = leader_of(&producer, (round as i32) % PARTITIONS) else { continue };
-                let Some(b) = cell.brokers.iter_mut().find(|b| b.node_id == leader && b.is_running()) else { continue };
+                let Some(leader) = leader_of(&producer, (round as i32) % PARTITIONS) else {
+                    continue;
+                };
+                let Some(b) = cell
+                    .brokers
+                    .iter_mut()
+                    .find(|b| b.node_id == leader && b.is_running())
+                else {
+                    continue;
+                };
                 b.kill9();
                 *faults.entry("sigkill leader broker").or_default() += 1;
                 tokio::time::sleep(Duration::from_secs(3)).await;
                 b.restart();
             }
             1 => {
-                let Some(leader) = leader_of(&producer, (round as i32) % PARTITIONS) else { continue };
-                let Some(b) = cell.brokers.iter().find(|b| b.node_id == leader && b.is_running()) else { continue };
+                let Some(leader) = leader_of(&producer, (round as i32) % PARTITIONS) else {
+                    continue;
+                };
+                let Some(b) = cell
+                    .brokers
+                    .iter()
+                    .find(|b| b.node_id == leader && b.is_running())
+                else {
+                    continue;
+                };
                 b.pause(true);
                 *faults.entry("sigstop leader broker").or_default() += 1;
                 tokio::time::sleep(Duration::from_secs(4)).await;
                 b.pause(false);
             }
             _ => {
-                let Ok(q) = client.describe_quorum().await else { continue };
-                let Some(v) = cell.voters.iter_mut().find(|v| v.id == q.leader_id) else { continue };
+                let Ok(q) = client.describe_quorum().await else {
+                    continue;
+                };
+                let Some(v) = cell.voters.iter_mut().find(|v| v.id == q.leader_id) else {
+                    continue;
+                };
                 v.kill9();
                 *faults.entry("sigkill controller leader").or_default() += 1;
                 tokio::time::sleep(Duration::from_secs(2)).await;
@@ -225,8 +277,14 @@ async fn no_acknowledged_write_is_lost_under_kills_and_pauses() {
         failed.lock().unwrap(),
         read.len()
     );
-    assert!(total_faults >= 6, "the nemesis injected too few faults: {faults:?}");
-    assert!(acked.len() > 1000, "too few writes were acknowledged to mean anything");
+    assert!(
+        total_faults >= 6,
+        "the nemesis injected too few faults: {faults:?}"
+    );
+    assert!(
+        acked.len() > 1000,
+        "too few writes were acknowledged to mean anything"
+    );
     assert_eq!(a.lost, 0, "lost acknowledged writes");
     assert_eq!(a.duplicated, 0, "values read more than once");
     assert_eq!(a.two_values_at_one_offset, 0, "two values at one offset");

@@ -225,6 +225,17 @@ impl ControllerClient {
         .await
     }
 
+    /// Opens the broker's session stream at the leader (following leader hints, bounded
+    /// attempts). The stream lives as long as the broker does; see `BrokerSession`.
+    pub async fn open_session(
+        &self,
+        req: BrokerSessionRequest,
+    ) -> Result<tonic::Streaming<BrokerSessionEvent>, CellError> {
+        // Only the opening is bounded (by `call`); the stream itself has no deadline.
+        self.call(|mut c, _| async move { c.broker_session(req).await })
+            .await
+    }
+
     /// Opens a `WatchMetadata` stream on the current voter (rotating on failure).
     async fn open_watch(
         &self,

@@ -28,6 +28,9 @@ pub struct ControllerConfig {
     pub snapshot_every: u64,
     /// A broker that does not heartbeat for this long is fenced.
     pub session_timeout: Duration,
+    /// A broker whose session stream closes (its process died) is fenced this soon
+    /// unless it comes back.
+    pub session_loss_grace: Duration,
     /// How often leadership moves back to preferred replicas.
     pub preferred_election_interval: Duration,
     pub default_partitions: i32,
@@ -61,6 +64,7 @@ impl ControllerConfig {
             raft_rpc_timeout: Duration::from_millis(1000),
             snapshot_every: 1000,
             session_timeout: Duration::from_millis(6000),
+            session_loss_grace: Duration::from_millis(300),
             preferred_election_interval: Duration::from_secs(10),
             default_partitions: 1,
             default_replication_factor: 3,

@@ -58,6 +58,50 @@ impl CellController for CellService {
         reply(self.controller.broker_heartbeat(req.into_inner()).await)
     }
 
+    type BrokerSessionStream =
+        Pin<Box<dyn Stream<Item = Result<BrokerSessionEvent, Status>> + Send>>;
+
+    async fn broker_session(
+        &self,
+        req: Request<BrokerSessionRequest>,
+    ) -> Res<Self::BrokerSessionStream> {
+        let req = req.into_inner();
+        let (broker_id, epoch) = (req.broker_id, req.broker_epoch);
+        let (generation, state) = self
+            .controller
+            .open_session_stream(broker_id, epoch)
+            .await
+            .map_err(Status::from)?;
+        let (tx, rx) = mpsc::channel(4);
+        let controller = self.controller.clone();
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            let mut state = state;
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                if tx.try_send(Ok(BrokerSessionEvent { state })).is_err() && tx.is_closed() {
+                    break;
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    // The broker's end went away: its connection closed.
+                    _ = tx.closed() => break,
+                    _ = tick.tick() => {}
+                }
+                match controller.session_state(broker_id, epoch).await {
+                    Some(s) => state = s,
+                    // No longer leader, or re-registered: end the stream; the broker
+                    // opens a new one at the current leader.
+                    None => return,
+                }
+            }
+            controller
+                .session_stream_closed(broker_id, epoch, generation)
+                .await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
     type WatchMetadataStream = Pin<Box<dyn Stream<Item = Result<MetadataUpdate, Status>> + Send>>;
 
     async fn watch_metadata(

@@ -176,7 +176,10 @@ impl Broker {
         )
         .await
         .map_err(|e| Error::Storage(std::io::Error::other(e)))?;
-        let cell = config.cell.clone().map(|c| Arc::new(Cell::new(c)));
+        let cell = match config.cell.clone() {
+            Some(c) => Some(Arc::new(Cell::new(c)?)),
+            None => None,
+        };
         let broker = Arc::new(Broker {
             cell,
             request_memory: Arc::new(Semaphore::new(

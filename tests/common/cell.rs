@@ -28,7 +28,13 @@ pub struct ControllerProcess {
 }
 
 impl ControllerProcess {
-    pub fn new(id: u64, addr: String, root: &std::path::Path, voters: &str, extra: &[&str]) -> Self {
+    pub fn new(
+        id: u64,
+        addr: String,
+        root: &std::path::Path,
+        voters: &str,
+        extra: &[&str],
+    ) -> Self {
         ControllerProcess {
             id,
             addr,
@@ -49,7 +55,13 @@ impl ControllerProcess {
             .open(&self.log)
             .expect("controller log");
         let child = Command::new(env!("CARGO_BIN_EXE_tributary"))
-            .args(["controller", "--node-id", &self.id.to_string(), "--listen", &self.addr])
+            .args([
+                "controller",
+                "--node-id",
+                &self.id.to_string(),
+                "--listen",
+                &self.addr,
+            ])
             .arg("--data-dir")
             .arg(&self.dir)
             .args(["--voters", &self.voters, "--cell-id", "cell-test"])
@@ -78,7 +90,11 @@ impl ControllerProcess {
 
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            assert!(sigterm_and_wait(&mut c), "voter {} did not stop on SIGTERM", self.id);
+            assert!(
+                sigterm_and_wait(&mut c),
+                "voter {} did not stop on SIGTERM",
+                self.id
+            );
         }
     }
 
@@ -98,7 +114,11 @@ impl ControllerProcess {
 impl Drop for ControllerProcess {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("--- controller {} log tail ---\n{}", self.id, self.log_tail());
+            eprintln!(
+                "--- controller {} log tail ---\n{}",
+                self.id,
+                self.log_tail()
+            );
         }
         self.kill9();
     }
@@ -121,7 +141,12 @@ pub struct Cell {
 
 impl Cell {
     /// `voters` controllers (1 or 3) and `brokers` brokers in zones a, b, c, ...
-    pub fn start(voters: usize, brokers: usize, controller_args: &[&str], broker_args: &[&str]) -> Cell {
+    pub fn start(
+        voters: usize,
+        brokers: usize,
+        controller_args: &[&str],
+        broker_args: &[&str],
+    ) -> Cell {
         let tmp = tempfile::tempdir().expect("tempdir");
         let addrs: Vec<String> = (0..voters).map(|_| free_addr()).collect();
         let spec = addrs
@@ -133,7 +158,9 @@ impl Cell {
         let mut vs: Vec<ControllerProcess> = addrs
             .iter()
             .enumerate()
-            .map(|(i, a)| ControllerProcess::new(i as u64 + 1, a.clone(), tmp.path(), &spec, controller_args))
+            .map(|(i, a)| {
+                ControllerProcess::new(i as u64 + 1, a.clone(), tmp.path(), &spec, controller_args)
+            })
             .collect();
         for v in &mut vs {
             v.spawn();

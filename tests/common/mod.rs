@@ -32,7 +32,12 @@ impl BrokerProcess {
     }
 
     /// Start broker `node_id` of the cell whose controller voters are `controllers`.
-    pub fn start_in_cell(node_id: i32, controllers: &str, zone: &str, extra_args: &[&str]) -> BrokerProcess {
+    pub fn start_in_cell(
+        node_id: i32,
+        controllers: &str,
+        zone: &str,
+        extra_args: &[&str],
+    ) -> BrokerProcess {
         let mode = [
             "--node-id",
             &node_id.to_string(),

@@ -136,6 +136,56 @@ impl Controller {
         Ok(BrokerHeartbeatResponse { state, shutdown_ok })
     }
 
+    /// A broker opened its session stream: returns the stream's generation and the
+    /// broker's state. Only the leader holds sessions.
+    pub async fn open_session_stream(
+        &self,
+        broker_id: i32,
+        epoch: i64,
+    ) -> Result<(u64, i32), CellError> {
+        let mut guard = self.lead().await?;
+        let broker = self.current_broker(broker_id, epoch)?;
+        guard.next_stream += 1;
+        let generation = guard.next_stream;
+        guard.session_streams.insert(broker_id, generation);
+        Ok((generation, broker.state))
+    }
+
+    /// The state a broker's session stream reports; `None` once this voter no longer
+    /// leads or the broker's registration changed (the stream then ends).
+    pub async fn session_state(&self, broker_id: i32, epoch: i64) -> Option<i32> {
+        let _guard = self.lead().await.ok()?;
+        self.current_broker(broker_id, epoch).ok().map(|b| b.state)
+    }
+
+    /// A broker's current session stream closed (its process died or its connection to
+    /// this leader broke): let its session expire after `session_loss_grace` unless it
+    /// heartbeats or opens a new stream meanwhile.
+    pub async fn session_stream_closed(&self, broker_id: i32, epoch: i64, generation: u64) {
+        let Ok(mut guard) = self.lead().await else {
+            return;
+        };
+        if guard.session_streams.get(&broker_id) != Some(&generation) {
+            return;
+        }
+        guard.session_streams.remove(&broker_id);
+        let timeout = self.config.session_timeout;
+        let grace = self.config.session_loss_grace.min(timeout);
+        if let Some(s) = guard.sessions.get_mut(&broker_id) {
+            if s.epoch == epoch {
+                // Expires `grace` from now.
+                s.last_seen = Instant::now()
+                    .checked_sub(timeout - grace)
+                    .unwrap_or(s.last_seen);
+                tracing::info!(
+                    broker = broker_id,
+                    grace_ms = grace.as_millis() as u64,
+                    "broker session stream closed"
+                );
+            }
+        }
+    }
+
     /// Fences every broker whose session expired (called by the ticker).
     pub(crate) async fn fence_expired(&self, guard: &mut LeaderState) -> Result<(), CellError> {
         let now = Instant::now();

@@ -44,6 +44,10 @@ pub(crate) struct LeaderState {
     /// The term these sessions belong to (0: none yet).
     term: u64,
     sessions: HashMap<i32, Session>,
+    /// The latest session stream each broker opened (a generation counter), so only the
+    /// closing of a broker's current stream counts as losing it.
+    session_streams: HashMap<i32, u64>,
+    next_stream: u64,
     last_preferred: Option<Instant>,
 }
 

@@ -61,12 +61,10 @@ pub async fn create_topic(
         validate_only,
     };
     let resp = cell
-        .link
-        .call("CreateTopics", |mut c| {
-            let req = req.clone();
-            async move { c.create_topics(req).await }
-        })
-        .await?;
+        .controller
+        .create_topics(req)
+        .await
+        .map_err(|e| super::unavailable("CreateTopics", e))?;
     let r = one_topic(cell, resp.topics).await?;
     let id = Uuid::from_slice(&r.topic_id).unwrap_or_default();
     Ok((id, r.num_partitions, r.replication_factor as i16))
@@ -79,12 +77,10 @@ pub async fn delete_topic(cell: &Cell, name: &str) -> Result<Uuid> {
         topic_ids: vec![],
     };
     let resp = cell
-        .link
-        .call("DeleteTopics", |mut c| {
-            let req = req.clone();
-            async move { c.delete_topics(req).await }
-        })
-        .await?;
+        .controller
+        .delete_topics(req)
+        .await
+        .map_err(|e| super::unavailable("DeleteTopics", e))?;
     let r = one_topic(cell, resp.topics).await?;
     Ok(Uuid::from_slice(&r.topic_id).unwrap_or_default())
 }
@@ -102,12 +98,10 @@ pub async fn create_partitions(
         validate_only,
     };
     let resp = cell
-        .link
-        .call("CreatePartitions", |mut c| {
-            let req = req.clone();
-            async move { c.create_partitions(req).await }
-        })
-        .await?;
+        .controller
+        .create_partitions(req)
+        .await
+        .map_err(|e| super::unavailable("CreatePartitions", e))?;
     let offset = change_result(resp)?;
     cell.wait_applied(offset).await
 }
@@ -127,12 +121,10 @@ pub async fn set_topic_configs(
         validate_only: false,
     };
     let resp = cell
-        .link
-        .call("AlterTopicConfigs", |mut c| {
-            let req = req.clone();
-            async move { c.alter_topic_configs(req).await }
-        })
-        .await?;
+        .controller
+        .alter_topic_configs(req)
+        .await
+        .map_err(|e| super::unavailable("AlterTopicConfigs", e))?;
     let offset = change_result(resp)?;
     cell.wait_applied(offset).await
 }

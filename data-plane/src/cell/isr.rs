@@ -58,13 +58,7 @@ async fn propose(
         partition_epoch,
         new_isr: isr.clone(),
     };
-    let resp = cell
-        .link
-        .call("AlterPartition", |mut c| {
-            let req = req.clone();
-            async move { c.alter_partition(req).await }
-        })
-        .await;
+    let resp = cell.controller.alter_partition(req).await;
     match resp {
         Ok(r) => {
             if let Some(rec) = &r.partition {

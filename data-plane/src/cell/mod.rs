@@ -17,7 +17,6 @@
 //! image and calls the controller's API.
 
 pub mod admin;
-pub mod controller;
 pub mod fetcher;
 pub mod isr;
 pub mod reconcile;
@@ -35,7 +34,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::partition::Partition;
-use controller::ControllerLink;
+use cells::client::{ClientOptions, ControllerClient};
 
 /// Start the cell side of `broker`: the controller session, the metadata watch and the
 /// ISR loop (all stopped by `shutdown`).
@@ -82,10 +81,15 @@ impl CellConfig {
     }
 }
 
+/// A failed controller call, as the broker reports it.
+pub(crate) fn unavailable(what: &str, e: cells::error::CellError) -> Error {
+    Error::ControllerUnavailable(format!("{what}: {e}"))
+}
+
 /// The cell side of a broker (absent on a standalone broker).
 pub struct Cell {
     pub config: CellConfig,
-    pub link: ControllerLink,
+    pub controller: ControllerClient,
     /// Changes on every process start, so the controller can tell a restart.
     pub incarnation: Uuid,
     broker_epoch: AtomicI64,
@@ -101,9 +105,16 @@ pub struct Cell {
 }
 
 impl Cell {
-    pub fn new(config: CellConfig) -> Cell {
-        Cell {
-            link: ControllerLink::new(config.controllers.clone()),
+    pub fn new(config: CellConfig) -> Result<Cell> {
+        let options = ClientOptions {
+            call_timeout: Duration::from_secs(3),
+            max_attempts: 8,
+            ..ClientOptions::default()
+        };
+        let controller = ControllerClient::new(&config.controllers, options)
+            .map_err(|e| Error::InvalidRequest(format!("--controllers: {e}")))?;
+        Ok(Cell {
+            controller,
             config,
             incarnation: Uuid::new_v4(),
             broker_epoch: AtomicI64::new(-1),
@@ -112,7 +123,7 @@ impl Cell {
             replicas: RwLock::new(HashMap::new()),
             fetchers: Mutex::new(fetcher::Fetchers::default()),
             caught_up: AtomicBool::new(false),
-        }
+        })
     }
 
     pub fn image(&self) -> Arc<CellImage> {

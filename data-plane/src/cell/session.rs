@@ -5,9 +5,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use proto::cell::v1::{BrokerHeartbeatRequest, BrokerState, Endpoint, RegisterBrokerRequest};
+use proto::cell::v1::{
+    BrokerHeartbeatRequest, BrokerSessionRequest, BrokerState, Endpoint, RegisterBrokerRequest,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+
+use cells::error::CellError;
 
 use super::Cell;
 use crate::broker::Broker;
@@ -19,20 +23,14 @@ fn kafka_endpoint(broker: &Broker) -> Endpoint {
     }
 }
 
-async fn register(broker: &Broker, cell: &Cell) -> crate::error::Result<i64> {
+async fn register(broker: &Broker, cell: &Cell) -> Result<i64, CellError> {
     let req = RegisterBrokerRequest {
         broker_id: broker.config.node_id,
         incarnation_id: cell.incarnation.to_string(),
         zone: cell.config.zone.clone(),
         kafka: Some(kafka_endpoint(broker)),
     };
-    let resp = cell
-        .link
-        .call("RegisterBroker", |mut c| {
-            let req = req.clone();
-            async move { c.register_broker(req).await }
-        })
-        .await?;
+    let resp = cell.controller.register_broker(req).await?;
     Ok(resp.broker_epoch)
 }
 
@@ -55,6 +53,14 @@ pub async fn run(broker: Arc<Broker>, cell: Arc<Cell>, shutdown: CancellationTok
         };
         cell.broker_epoch.store(epoch, Ordering::Release);
         info!(broker_epoch = epoch, incarnation = %cell.incarnation, "registered with the cell controller");
+        let registration = shutdown.child_token();
+        tokio::spawn(hold_session_stream(
+            broker.clone(),
+            cell.clone(),
+            epoch,
+            registration.clone(),
+        ));
+        let _stop_stream = registration.drop_guard();
         let mut last_state = BrokerState::Unspecified;
         loop {
             tokio::select! {
@@ -81,8 +87,46 @@ pub async fn run(broker: Arc<Broker>, cell: Arc<Cell>, shutdown: CancellationTok
     }
 }
 
-fn is_stale_registration(e: &crate::error::Error) -> bool {
-    matches!(e, crate::error::Error::Controller { code, .. } if *code == kafka_protocol::ResponseError::StaleBrokerEpoch.code())
+/// Keep a `BrokerSession` stream open at the controller leader while registered as
+/// `epoch`: if this process dies, the leader sees the stream close and fences it at once
+/// rather than after the heartbeat session expires.
+async fn hold_session_stream(
+    broker: Arc<Broker>,
+    cell: Arc<Cell>,
+    epoch: i64,
+    stop: CancellationToken,
+) {
+    let req = BrokerSessionRequest {
+        broker_id: broker.config.node_id,
+        broker_epoch: epoch,
+    };
+    while !stop.is_cancelled() {
+        let opened = tokio::select! {
+            _ = stop.cancelled() => return,
+            s = cell.controller.open_session(req) => s,
+        };
+        if let Ok(mut stream) = opened {
+            loop {
+                let next = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    n = stream.message() => n,
+                };
+                if !matches!(next, Ok(Some(_))) {
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+/// The controller answers a heartbeat of an unknown or replaced registration with
+/// NOT_FOUND or FAILED_PRECONDITION ("register again").
+fn is_stale_registration(e: &CellError) -> bool {
+    matches!(e, CellError::Rpc(s) if matches!(s.code(), tonic::Code::FailedPrecondition | tonic::Code::NotFound))
 }
 
 async fn heartbeat(
@@ -90,19 +134,14 @@ async fn heartbeat(
     cell: &Cell,
     epoch: i64,
     want_shutdown: bool,
-) -> crate::error::Result<(BrokerState, bool)> {
+) -> Result<(BrokerState, bool), CellError> {
     let req = BrokerHeartbeatRequest {
         broker_id: broker.config.node_id,
         broker_epoch: epoch,
         applied_offset: cell.image().offset,
         want_shutdown,
     };
-    let resp = cell
-        .link
-        .call("BrokerHeartbeat", |mut c| async move {
-            c.broker_heartbeat(req).await
-        })
-        .await?;
+    let resp = cell.controller.broker_heartbeat(req).await?;
     let state = BrokerState::try_from(resp.state).unwrap_or(BrokerState::Unspecified);
     Ok((state, resp.shutdown_ok))
 }
