@@ -6,99 +6,14 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cells::client::{watch_metadata, ClientOptions, ControllerClient};
 use cells::image::CellImage;
+use common::cell::{free_addr, ControllerProcess};
 use proto::cell::v1::CreateLogicalClusterRequest;
 use tokio_util::sync::CancellationToken;
-
-struct Voter {
-    id: u64,
-    addr: String,
-    dir: PathBuf,
-    log: PathBuf,
-    child: Option<Child>,
-}
-
-impl Voter {
-    // The child is stopped or killed by the test (`kill9`, `stop`) or on drop.
-    #[allow(clippy::zombie_processes)]
-    fn spawn(&mut self, voters: &str) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_tributary"))
-            .args([
-                "controller",
-                "--node-id",
-                &self.id.to_string(),
-                "--listen",
-                &self.addr,
-            ])
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .args([
-                "--voters",
-                voters,
-                "--cell-id",
-                "cell-proc",
-                "--snapshot-every",
-                "50",
-            ])
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn tributary controller");
-        self.child = Some(child);
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            assert!(
-                common::sigterm_and_wait(&mut c),
-                "voter {} did not stop on SIGTERM",
-                self.id
-            );
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-impl Drop for Voter {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("--- voter {} log tail ---\n{}", self.id, self.log_tail());
-        }
-        self.kill9();
-    }
-}
-
-fn free_port() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
 
 fn client(addrs: &[String]) -> ControllerClient {
     let options = ClientOptions {
@@ -180,23 +95,29 @@ async fn agreed_image(addrs: &[String], at_least: u64) -> CellImage {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quorum_survives_leader_kill_and_full_restart() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut voters: Vec<Voter> = (1..=3)
-        .map(|id| Voter {
-            id,
-            addr: free_port(),
-            dir: tmp.path().join(format!("c{id}")),
-            log: tmp.path().join(format!("c{id}.log")),
-            child: None,
-        })
-        .collect();
-    let spec = voters
+    let addrs: Vec<String> = (0..3).map(|_| free_addr()).collect();
+    let spec = addrs
         .iter()
-        .map(|v| format!("{}={}", v.id, v.addr))
+        .enumerate()
+        .map(|(i, a)| format!("{}={a}", i + 1))
         .collect::<Vec<_>>()
         .join(",");
+    let mut voters: Vec<ControllerProcess> = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            ControllerProcess::new(
+                i as u64 + 1,
+                a.clone(),
+                tmp.path(),
+                &spec,
+                &["--snapshot-every", "50"],
+            )
+        })
+        .collect();
     let addrs: Vec<String> = voters.iter().map(|v| v.addr.clone()).collect();
     for v in &mut voters {
-        v.spawn(&spec);
+        v.spawn();
     }
     let c = client(&addrs);
     let first_leader = wait_leader(&addrs, None).await;
@@ -225,13 +146,13 @@ async fn quorum_survives_leader_kill_and_full_restart() {
     }
 
     // The killed voter comes back and catches up; all three agree.
-    voters[(first_leader - 1) as usize].spawn(&spec);
+    voters[(first_leader - 1) as usize].spawn();
     let image = agreed_image(&addrs, offset_b).await;
     assert!(image.clusters.contains_key("lkc-a") && image.clusters.contains_key("lkc-b"));
     assert_eq!(image.clusters.len(), 122);
     let restarted = &voters[(first_leader - 1) as usize];
     assert!(
-        restarted.dir.join("raft/state/snapshot").exists(),
+        restarted.data_dir().join("raft/state/snapshot").exists(),
         "the restarted voter caught up through a snapshot"
     );
 
@@ -240,7 +161,7 @@ async fn quorum_survives_leader_kill_and_full_restart() {
         v.stop();
     }
     for v in &mut voters {
-        v.spawn(&spec);
+        v.spawn();
     }
     wait_leader(&addrs, None).await;
     let offset_c = create_cluster(&c, "lkc-c").await;

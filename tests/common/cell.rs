@@ -81,6 +81,10 @@ impl ControllerProcess {
         self.child.is_some()
     }
 
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
