@@ -100,8 +100,10 @@ pub struct Cell {
     replicas: RwLock<HashMap<(Uuid, i32), Arc<Partition>>>,
     fetchers: Mutex<fetcher::Fetchers>,
     /// The controller has seen this broker caught up (ACTIVE) at least once: from then
-    /// on the image is complete enough to delete replicas it no longer names.
+    /// on the image is complete enough to delete data of replicas it does not name.
     caught_up: AtomicBool,
+    /// Leftover replica directories (from before a restart) were swept.
+    swept: AtomicBool,
 }
 
 impl Cell {
@@ -123,6 +125,7 @@ impl Cell {
             replicas: RwLock::new(HashMap::new()),
             fetchers: Mutex::new(fetcher::Fetchers::default()),
             caught_up: AtomicBool::new(false),
+            swept: AtomicBool::new(false),
         })
     }
 

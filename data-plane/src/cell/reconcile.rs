@@ -6,6 +6,7 @@
 //! the image no longer names has really been removed (topic deleted or reassigned).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use cells::image::CellImage;
@@ -101,6 +102,38 @@ pub fn apply(
     }
     broker.replace_topics(tenant_view(cell, image));
     fetcher::update(broker, cell, image, shutdown);
+    if cell.caught_up.load(Ordering::Acquire) && !cell.swept.swap(true, Ordering::AcqRel) {
+        sweep_leftovers(broker, image);
+    }
+}
+
+/// Delete replica directories from before a restart that the (caught-up) image no longer
+/// assigns here: topics deleted or replicas moved while this broker was down.
+fn sweep_leftovers(broker: &Broker, image: &CellImage) {
+    let hosted: HashSet<(String, String)> = image
+        .partitions_of(broker.config.node_id)
+        .map(|(t, p)| (t.id.to_string(), p.partition.to_string()))
+        .collect();
+    let logs = broker.config.data_dir.join("logs");
+    let Ok(topics) = std::fs::read_dir(&logs) else {
+        return;
+    };
+    for topic in topics.flatten() {
+        let topic_name = topic.file_name().to_string_lossy().to_string();
+        let Ok(parts) = std::fs::read_dir(topic.path()) else {
+            continue;
+        };
+        for part in parts.flatten() {
+            let index = part.file_name().to_string_lossy().to_string();
+            if !hosted.contains(&(topic_name.clone(), index)) {
+                info!(dir = %part.path().display(), "deleting a replica this broker no longer hosts");
+                if let Err(e) = std::fs::remove_dir_all(part.path()) {
+                    warn!(error = %e, "could not delete a leftover replica");
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(topic.path());
+    }
 }
 
 /// The topics this broker's clients see: the tenant's, with every partition's placement
