@@ -3,9 +3,9 @@
 #   bash loadtest/bench.sh [--secs N] [--record]
 # Prints a markdown section (date, commit, machine, commands, figures, ratios to the limits);
 # --record also inserts it at the top of BENCHMARKS.md's results.
-# Runs today: limits (loopback TCP, disk write/fsync, fsync rounds) and a standalone broker
-# (max throughput acks=1; 50 MB/s acks=-1 with fsync). The 3-broker cell and the peer broker
-# (Tansu) join when the cells issue lands.
+# Runs today: limits (loopback TCP, disk write/fsync, fsync rounds), a standalone broker
+# (max throughput acks=1; 50 MB/s acks=-1 with fsync) and a 3-broker cell (one controller,
+# replication factor 3, acks=-1, max rate). The peer broker (Tansu) is still to come.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=60 RECORD=0
@@ -23,7 +23,12 @@ OUT=$CARGO_TARGET_DIR/bench/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
 PORT=$((20000 + RANDOM % 20000))
 BROKER_PID=
-cleanup() { [ -n "$BROKER_PID" ] && kill "$BROKER_PID" 2>/dev/null; rm -rf "$OUT/data"; }
+CELL_PIDS=()
+cleanup() {
+  [ -n "$BROKER_PID" ] && kill "$BROKER_PID" 2>/dev/null
+  for p in "${CELL_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$OUT/data" "$OUT/cell"
+}
 trap cleanup EXIT
 
 echo "== limits ($((SECS / 6 + 1)) s per probe)" >&2
@@ -49,11 +54,40 @@ kill $BROKER_PID; wait $BROKER_PID 2>/dev/null || true
 BROKER_PID=
 "$BIN/loadtest" plot "$OUT"/fixed-acksall.json --out-dir "$OUT/plots" >/dev/null
 
+# A cell: one controller voter and three brokers (zones a, b, c) on ports PORT+1.. PORT+4.
+CTRL=127.0.0.1:$((PORT + 1))
+"$BIN/tributary" controller --node-id 1 --listen "$CTRL" --data-dir "$OUT/cell/controller" \
+  --voters "1=$CTRL" --cell-id bench > "$OUT/controller.log" 2>&1 &
+CELL_PIDS+=($!)
+CELL_BOOT=
+for i in 1 2 3; do
+  addr=127.0.0.1:$((PORT + 1 + i))
+  zone=zone-$(echo a b c | cut -d' ' -f$i)
+  "$BIN/tributary" broker --node-id $i --listen "$addr" --data-dir "$OUT/cell/broker-$i" \
+    --controllers "$CTRL" --zone "$zone" > "$OUT/cell-broker-$i.log" 2>&1 &
+  CELL_PIDS+=($!)
+  CELL_BOOT=${CELL_BOOT:+$CELL_BOOT,}$addr
+done
+for _ in $(seq 1 60); do
+  "$BIN/tributary" cell --controllers "$CTRL" create-cluster lkc-local >/dev/null 2>&1 && break
+  sleep 0.5
+done
+for _ in $(seq 1 60); do
+  [ "$("$BIN/tributary" cell --controllers "$CTRL" status 2>/dev/null | grep -c Active)" -ge 3 ] && break
+  sleep 0.5
+done
+echo "== cell-acksall (3 brokers, RF 3)" >&2
+"$BIN/loadtest" run -w loadtest/scenarios/cell-acksall.yaml --bootstrap-servers "$CELL_BOOT" \
+  --duration "$SECS" --warmup $((SECS / 6)) --quiet --out "$OUT/cell-acksall.json" >&2
+for p in "${CELL_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+wait "${CELL_PIDS[@]}" 2>/dev/null || true
+CELL_PIDS=()
+
 python3 - "$OUT" "$SECS" > "$OUT/report.md" <<'PY'
 import json, subprocess, sys, platform, os
 out, secs = sys.argv[1], sys.argv[2]
 lim = json.load(open(f"{out}/limits.json"))
-r = {n: json.load(open(f"{out}/{n}.json"))["total"] for n in ["max-acks1", "fixed-acksall"]}
+r = {n: json.load(open(f"{out}/{n}.json"))["total"] for n in ["max-acks1", "fixed-acksall", "cell-acksall"]}
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 date = subprocess.run(["date", "-u", "+%Y-%m-%d"], capture_output=True, text=True).stdout.strip()
@@ -71,6 +105,9 @@ print(f"| Tributary standalone, acks=1, max rate | {m['publish_mb_s']:.1f} MB/s 
 f = r["fixed-acksall"]; p = f["publish_latency"]
 print(f"| Tributary standalone, acks=-1 + fsync, 50 MB/s | {f['publish_mb_s']:.1f} MB/s; publish p50 {p['p50_ms']:.1f} / p99 {p['p99_ms']:.1f} / max {p['max_ms']:.0f} ms | "
       f"p99 {p['p99_ms']/max(lim['fsync_round_p99_ms'], 1e-9):.1f}x the disk's fsync-round p99 |")
+c = r["cell-acksall"]; cp = c["publish_latency"]
+print(f"| Tributary 3-broker cell, RF 3, acks=-1 + fsync, 1 KiB, max rate | {c['publish_mb_s']:.1f} MB/s; publish p50 {cp['p50_ms']:.1f} / p99 {cp['p99_ms']:.1f} / max {cp['max_ms']:.0f} ms | "
+      f"{c['publish_mb_s']/max(m['publish_mb_s'], 1e-9):.2f} of the standalone acks=1 rate (all 4 processes and the load on the same 2 cores) |")
 print(f"\nResults, logs and plots: `{out}`.")
 PY
 cat "$OUT/report.md"

@@ -1,9 +1,10 @@
 //! `tributary`: one binary, many roles. `tributary broker --standalone` runs a single
 //! broker with a PLAINTEXT listener and no authentication; `tributary control-plane` runs the
-//! REST API; `tributary controller` runs one voter of a cell's controller quorum; later
-//! roles (dev stack) are further subcommands.
+//! REST API; `tributary controller` runs one voter of a cell's controller quorum;
+//! `tributary cell` operates a cell through its controllers.
 
 mod broker_cmd;
+mod cell_cmd;
 mod control_plane_cmd;
 mod controller_cmd;
 
@@ -32,6 +33,8 @@ enum Command {
     ControlPlane(control_plane_cmd::ControlPlaneArgs),
     /// Run one voter of a cell's controller quorum (Raft metadata).
     Controller(controller_cmd::ControllerArgs),
+    /// Operate a cell through its controllers: status, create a logical cluster, drain.
+    Cell(cell_cmd::CellArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         Command::Broker(args) => runtime.block_on(broker_cmd::run(args)),
         Command::ControlPlane(args) => runtime.block_on(control_plane_cmd::run(args)),
         Command::Controller(args) => runtime.block_on(controller_cmd::run(args)),
+        Command::Cell(args) => runtime.block_on(cell_cmd::run(args)),
     }
 }
 
