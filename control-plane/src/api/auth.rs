@@ -8,7 +8,7 @@
 
 use super::extract::ApiJson;
 use super::AppState;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorEnvelope, Result};
 use crate::store::Principal;
 use crate::util::{constant_time_eq, new_token, now_millis, rfc3339_millis, token_hash};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -22,6 +22,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
 use tokio::sync::Semaphore;
+use utoipa::ToSchema;
 
 const MIN_PASSWORD_CHARS: usize = 8;
 /// Bounds the work one request can ask of the hasher.
@@ -31,30 +32,43 @@ const MAX_NAME_CHARS: usize = 255;
 /// Bounds the Basic credentials decoded (a key and a secret are well under 100 bytes).
 const MAX_BASIC_CREDENTIALS: usize = 512;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
+    /// The user's email, which is also the login; case-insensitive.
+    #[schema(format = Email, max_length = 254, example = "ada@example.com")]
     email: String,
+    /// At least 8 characters, at most 1,024 bytes.
+    #[schema(min_length = 8, max_length = 1024, format = Password)]
     password: String,
+    /// The new organisation's name (1 to 255 characters).
+    #[schema(min_length = 1, max_length = 255, example = "Acme")]
     organization_name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SignupResponse {
+    /// The new user (`u-...`).
     user_id: String,
+    /// The new organisation (`o-...`).
     organization_id: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(format = Email, example = "ada@example.com")]
     email: String,
+    #[schema(format = Password)]
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct LoginResponse {
+    /// The bearer token for every other call: `Authorization: Bearer <token>`.
     token: String,
+    /// When the token stops working (RFC 3339, UTC).
+    #[schema(format = DateTime)]
     expires_at: String,
 }
 
@@ -147,6 +161,19 @@ async fn verify_password(
 }
 
 /// `POST /v1/signup`: creates an organisation and its first user.
+#[utoipa::path(
+    post,
+    path = "/v1/signup",
+    operation_id = "signup",
+    tag = "auth",
+    request_body = SignupRequest,
+    responses(
+        (status = 201, description = "The organisation and its first user", body = SignupResponse),
+        (status = 400, description = "Invalid email, password or organisation name", body = ErrorEnvelope),
+        (status = 409, description = "The email is already signed up", body = ErrorEnvelope),
+        (status = 429, description = "Too many sign-ups and logins from this address", body = ErrorEnvelope),
+    ),
+)]
 pub async fn signup(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<SignupRequest>,
@@ -179,6 +206,19 @@ pub async fn signup(
 }
 
 /// `POST /v1/login`: exchanges email and password for a bearer token.
+#[utoipa::path(
+    post,
+    path = "/v1/login",
+    operation_id = "login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "A bearer token", body = LoginResponse),
+        (status = 400, description = "The body is not a login request", body = ErrorEnvelope),
+        (status = 401, description = "Wrong email or password", body = ErrorEnvelope),
+        (status = 429, description = "Too many sign-ups and logins from this address", body = ErrorEnvelope),
+    ),
+)]
 pub async fn login(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<LoginRequest>,

@@ -6,18 +6,26 @@ use crate::error::{Error, Result};
 use crate::store::PageCursor;
 use crate::util::rfc3339_millis;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 pub const DEFAULT_PAGE_SIZE: i64 = 10;
 pub const MAX_PAGE_SIZE: i64 = 100;
 /// CRNs name every resource: `crn://tributary.cloud/organization=.../...`.
 pub const CRN_ROOT: &str = "crn://tributary.cloud";
 
-#[derive(Serialize)]
+/// `metadata` of a resource.
+#[derive(Serialize, ToSchema)]
 pub struct ObjectMeta {
+    /// The URL of this resource.
     #[serde(rename = "self")]
     self_url: String,
+    /// The CRN of this resource, e.g. `crn://tributary.cloud/organization=o-abc123/environment=env-abc123`.
     resource_name: String,
+    /// RFC 3339, UTC, milliseconds.
+    #[schema(format = DateTime)]
     created_at: String,
+    /// RFC 3339, UTC, milliseconds.
+    #[schema(format = DateTime)]
     updated_at: String,
 }
 
@@ -32,14 +40,18 @@ impl ObjectMeta {
     }
 }
 
-#[derive(Serialize)]
+/// `metadata` of a list.
+#[derive(Serialize, ToSchema)]
 pub struct ListMeta {
+    /// The URL of the first page with the same filters and page size.
     first: String,
+    /// The URL of the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     next: Option<String>,
 }
 
-#[derive(Serialize)]
+/// One page of a list.
+#[derive(Serialize, ToSchema)]
 pub struct List<T> {
     api_version: &'static str,
     kind: &'static str,
@@ -49,7 +61,7 @@ pub struct List<T> {
 
 /// A reference to another resource, as Confluent writes `owner`, `resource` and
 /// `environment` in a spec.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ObjectRef {
     pub id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
