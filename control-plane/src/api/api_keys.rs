@@ -119,7 +119,7 @@ pub struct ListParams {
     #[param(minimum = 1, maximum = 100)]
     page_size: Option<i64>,
     /// Where the page starts: take it from the `metadata.next` URL of the previous page.
-    #[param(pattern = "^[0-9]{1,18}\\.[A-Za-z0-9-]{1,64}$")]
+    #[param(pattern = "^[0-9]{1,19}\\.[A-Za-z0-9-]{1,64}$")]
     page_token: Option<String>,
     /// Only keys owned by this user or service account.
     #[serde(rename = "spec.owner")]

@@ -35,8 +35,9 @@ const MAX_BASIC_CREDENTIALS: usize = 512;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
-    /// The user's email, which is also the login; case-insensitive.
-    #[schema(format = Email, max_length = 254, example = "ada@example.com")]
+    /// The user's email (`name@domain.tld`, no spaces), which is also the login;
+    /// case-insensitive.
+    #[schema(max_length = 254, example = "ada@example.com")]
     email: String,
     /// At least 8 characters, at most 1,024 bytes.
     #[schema(min_length = 8, max_length = 1024, format = Password)]
@@ -57,7 +58,7 @@ pub struct SignupResponse {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
-    #[schema(format = Email, example = "ada@example.com")]
+    #[schema(example = "ada@example.com")]
     email: String,
     #[schema(format = Password)]
     password: String,
@@ -75,13 +76,15 @@ pub struct LoginResponse {
 /// Lower-cases and checks the shape `local@domain.tld`: no spaces, one `@`, a dot in
 /// the domain, at most 254 bytes.
 fn normalize_email(email: &str) -> Result<String> {
+    // The limit applies to what was sent, as the OpenAPI document states it.
+    let too_long = email.len() > MAX_EMAIL_BYTES;
     let email = email.trim().to_lowercase();
     let bad = || {
         Error::InvalidArgument(format!(
             "email {email:?} is not a valid address; use the form name@example.com"
         ))
     };
-    if email.len() > MAX_EMAIL_BYTES || email.chars().any(char::is_whitespace) {
+    if too_long || email.chars().any(char::is_whitespace) {
         return Err(bad());
     }
     let (local, domain) = email.split_once('@').ok_or_else(bad)?;
@@ -96,12 +99,15 @@ fn normalize_email(email: &str) -> Result<String> {
 }
 
 /// Checks a display or organisation name: non-empty after trimming, at most 255 characters.
+/// The limit applies to the value as sent (as the OpenAPI document states it); surrounding
+/// whitespace is then dropped.
 pub(crate) fn validate_name(field: &str, value: &str) -> Result<String> {
+    let too_long = value.chars().count() > MAX_NAME_CHARS;
     let value = value.trim();
     if value.is_empty() {
         return Err(Error::InvalidArgument(format!("{field} must not be empty")));
     }
-    if value.chars().count() > MAX_NAME_CHARS {
+    if too_long {
         return Err(Error::InvalidArgument(format!(
             "{field} is too long; use at most {MAX_NAME_CHARS} characters"
         )));
@@ -346,6 +352,12 @@ mod tests {
     #[test]
     fn email_shapes() {
         assert_eq!(normalize_email(" A@Example.com ").unwrap(), "a@example.com");
+        let long = format!("{}@example.com", "a".repeat(242));
+        assert_eq!(normalize_email(&long).unwrap().len(), 254);
+        assert!(
+            normalize_email(&format!(" {long}")).is_err(),
+            "limit is on what was sent"
+        );
         for bad in [
             "",
             "a",
@@ -358,5 +370,14 @@ mod tests {
         ] {
             assert!(normalize_email(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn name_limits_apply_to_what_was_sent() {
+        assert_eq!(validate_name("n", "  prod ").unwrap(), "prod");
+        assert!(validate_name("n", " ").is_err());
+        let max = "x".repeat(MAX_NAME_CHARS);
+        assert_eq!(validate_name("n", &max).unwrap(), max);
+        assert!(validate_name("n", &format!("{max} ")).is_err());
     }
 }

@@ -152,7 +152,7 @@ pub struct ListParams {
     #[param(minimum = 1, maximum = 100)]
     page_size: Option<i64>,
     /// Where the page starts: take it from the `metadata.next` URL of the previous page.
-    #[param(pattern = "^[0-9]{1,18}\\.lkc-[A-Za-z0-9-]{1,60}$")]
+    #[param(pattern = "^[0-9]{1,19}\\.lkc-[A-Za-z0-9-]{1,60}$")]
     page_token: Option<String>,
 }
 
@@ -216,7 +216,6 @@ fn not_found(id: &str) -> Error {
 
 /// Checks `cloud` or `region`: 1 to 64 letters, digits, '-' or '_'.
 fn validate_token(field: &str, value: &str) -> Result<String> {
-    let value = value.trim();
     let ok = !value.is_empty()
         && value.len() <= 64
         && value

@@ -93,8 +93,11 @@ pub fn decode_token(token: Option<&str>, id_prefix: &str) -> Result<Option<PageC
     token
         .split_once('.')
         .and_then(|(at, id)| {
-            let valid_id = id.starts_with(id_prefix)
-                && !id.is_empty()
+            // Exactly what the OpenAPI document's pattern allows: 1 to 19 digits (no sign).
+            let valid_at = (1..=19).contains(&at.len()) && at.bytes().all(|b| b.is_ascii_digit());
+            let valid_id = valid_at
+                && id.starts_with(id_prefix)
+                && id.len() > id_prefix.len()
                 && id.len() <= 64
                 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
             Some(PageCursor {
@@ -151,13 +154,14 @@ pub fn list_page<I, T>(
 /// Checks an optional free-text description: at most 1,024 characters.
 pub fn validate_description(value: Option<&str>) -> Result<String> {
     const MAX: usize = 1024;
-    let value = value.unwrap_or("").trim();
+    let value = value.unwrap_or("");
+    // The limit applies to what was sent, as the OpenAPI document states it.
     if value.chars().count() > MAX {
         return Err(Error::InvalidArgument(format!(
             "description is too long; use at most {MAX} characters"
         )));
     }
-    Ok(value.to_string())
+    Ok(value.trim().to_string())
 }
 
 #[cfg(test)]
@@ -169,7 +173,17 @@ mod tests {
         let c = decode_token(Some("12.sa-abc"), "sa-").unwrap().unwrap();
         assert_eq!((c.created_at, c.id.as_str()), (12, "sa-abc"));
         assert!(decode_token(None, "sa-").unwrap().is_none());
-        for bad in ["12", "x.sa-a", "12.env-a", "12.sa-a'--", "12."] {
+        for bad in [
+            "12",
+            "x.sa-a",
+            "12.env-a",
+            "12.sa-a'--",
+            "12.",
+            "12.sa-",
+            "+12.sa-a",
+            "-12.sa-a",
+            "00000000000000000012.sa-a",
+        ] {
             assert!(decode_token(Some(bad), "sa-").is_err(), "{bad}");
         }
         assert!(decode_token(Some("1.ABCDEF"), "").unwrap().is_some());

@@ -55,7 +55,7 @@ pub struct ListParams {
     #[param(minimum = 1, maximum = 100)]
     page_size: Option<i64>,
     /// Where the page starts: take it from the `metadata.next` URL of the previous page.
-    #[param(pattern = "^[0-9]{1,18}\\.env-[A-Za-z0-9-]{1,60}$")]
+    #[param(pattern = "^[0-9]{1,19}\\.env-[A-Za-z0-9-]{1,60}$")]
     page_token: Option<String>,
 }
 
