@@ -242,6 +242,30 @@ async fn operations_are_described(db: Db) {
             );
         }
     }
+    // A cluster's config states the kind/CKU rule the handler applies.
+    let config = &doc["components"]["schemas"]["ConfigSpec"];
+    let variants = config["oneOf"].as_array().expect("ConfigSpec is a oneOf");
+    assert_eq!(variants.len(), 2, "{config}");
+    let dedicated = &variants[0];
+    assert_eq!(
+        dedicated["properties"]["kind"]["enum"],
+        serde_json::json!(["Dedicated"])
+    );
+    assert_eq!(dedicated["required"], serde_json::json!(["kind", "cku"]));
+    assert_eq!(dedicated["properties"]["cku"]["minimum"], 1);
+    assert_eq!(
+        dedicated["properties"]["cku"]["maximum"],
+        control_plane::api::MAX_CKU
+    );
+    let shared = &variants[1];
+    assert_eq!(
+        shared["properties"]["kind"]["enum"],
+        serde_json::json!(["Basic", "Standard", "Enterprise"])
+    );
+    assert_eq!(shared["required"], serde_json::json!(["kind"]));
+    for v in variants {
+        assert_eq!(v["additionalProperties"], false, "{v}");
+    }
     // The clusters list requires its environment, as the handler does.
     let env_param = doc["paths"]["/cmk/v2/clusters"]["get"]["parameters"]
         .as_array()

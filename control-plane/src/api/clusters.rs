@@ -19,6 +19,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
 
 const API_VERSION: &str = "cmk/v2";
@@ -76,17 +78,67 @@ struct ClusterStatus {
     reason: Option<String>,
 }
 
-/// `spec.config`: the kind, and the CKUs of a Dedicated cluster.
-#[derive(Deserialize, ToSchema)]
+/// `spec.config`: the kind, and the CKUs of a Dedicated cluster. Its OpenAPI schema is
+/// written by hand (below) so that it states the rule [`validate_config`] applies: CKUs
+/// for Dedicated only, and always there.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigSpec {
-    /// Basic, Standard, Enterprise or Dedicated.
-    #[schema(example = "Basic", pattern = "^(Basic|Standard|Enterprise|Dedicated)$")]
     kind: String,
-    /// Dedicated only (and required there): 1 to 100, at least 2 when MULTI_ZONE.
-    #[schema(minimum = 1, maximum = 100)]
     cku: Option<u32>,
 }
+
+impl utoipa::PartialSchema for ConfigSpec {
+    fn schema() -> RefOr<Schema> {
+        let kind = |kinds: Vec<&'static str>| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(kinds))
+        };
+        let closed = || AdditionalProperties::<Schema>::FreeForm(false);
+        let dedicated = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "A Dedicated cluster: its CKUs are required (at least 2 when MULTI_ZONE)",
+            ))
+            .property("kind", kind(vec![ClusterKind::Dedicated.as_str()]))
+            .required("kind")
+            .property(
+                "cku",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1))
+                    .maximum(Some(MAX_CKU)),
+            )
+            .required("cku")
+            .additional_properties(Some(closed()));
+        let shared = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some("Any other kind: no CKUs (Basic is SINGLE_ZONE only)"))
+            .property(
+                "kind",
+                kind(
+                    ClusterKind::ALL
+                        .iter()
+                        .filter(|k| **k != ClusterKind::Dedicated)
+                        .map(|k| k.as_str())
+                        .collect(),
+                ),
+            )
+            .required("kind")
+            .property("cku", ObjectBuilder::new().schema_type(Type::Null))
+            .additional_properties(Some(closed()));
+        OneOfBuilder::new()
+            .description(Some(
+                "The cluster kind, and the CKUs of a Dedicated cluster",
+            ))
+            .item(dedicated)
+            .item(shared)
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ConfigSpec {}
 
 /// A reference to an environment by id.
 #[derive(Deserialize, ToSchema)]

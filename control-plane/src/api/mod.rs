@@ -16,6 +16,7 @@ pub mod openapi;
 mod service_accounts;
 
 pub use auth::Caller;
+pub use clusters::MAX_CKU;
 pub use extract::{ApiJson, ApiQuery};
 
 use crate::cells::CellConfig;
