@@ -1,7 +1,9 @@
 //! `tributary control-plane`: the REST API (sign-up, login, environments, clusters,
 //! service accounts, API keys) and the provisioning reconciler that places clusters into
 //! the cells given with `--cell`, on SQLite in the data dir by default or PostgreSQL with
-//! `--database-url`. Serves until SIGINT/SIGTERM.
+//! `--database-url`, and the operator API (cells, their load and tenants) on its own
+//! listener, authenticated by `--operator-token` / `TRIBUTARY_OPERATOR_TOKEN`. Serves until
+//! SIGINT/SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,11 +11,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use control_plane::cells::CellConfig;
+use control_plane::operator::OperatorConfig;
 use control_plane::plans::Plans;
 use control_plane::{ApiConfig, AppState, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 #[derive(Args)]
 pub struct ControlPlaneArgs {
@@ -39,6 +42,18 @@ pub struct ControlPlaneArgs {
     /// Override one plan limit: `KIND.FIELD=VALUE`, e.g. `Basic.max_partitions=100`.
     #[arg(long = "plan-limit")]
     plan_limits: Vec<String>,
+    /// Address for the operator API (port 0 picks a free port; see --operator-port-file).
+    /// Keep it off public networks.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    operator_listen: SocketAddr,
+    /// Write the operator API's bound address to this file once listening.
+    #[arg(long)]
+    operator_port_file: Option<PathBuf>,
+    /// The token operators send as `Authorization: Bearer <token>` (prefer the environment
+    /// variable: a flag shows in the process list). Unset: the operator API refuses every
+    /// request.
+    #[arg(long, env = "TRIBUTARY_OPERATOR_TOKEN", hide_env_values = true)]
+    operator_token: Option<String>,
 }
 
 pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
@@ -59,6 +74,15 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let bound = listener.local_addr()?;
+    let operator_listener = TcpListener::bind(args.operator_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} for the operator API",
+                args.operator_listen
+            )
+        })?;
+    let operator_bound = operator_listener.local_addr()?;
     let mut plans = Plans::default();
     for spec in &args.plan_limits {
         plans.apply_override(spec)?;
@@ -72,11 +96,27 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.port_file {
         data_plane::fsutil::write_atomic(path, bound.to_string().as_bytes())?;
     }
-    info!(%bound, backend = ?store.backend(), "control plane ready");
+    if let Some(path) = &args.operator_port_file {
+        data_plane::fsutil::write_atomic(path, operator_bound.to_string().as_bytes())?;
+    }
+    let operator_token = args.operator_token.clone().filter(|t| !t.is_empty());
+    if operator_token.is_none() {
+        warn!(%operator_bound, "no operator token (--operator-token or TRIBUTARY_OPERATOR_TOKEN): the operator API refuses every request");
+    }
+    info!(%bound, %operator_bound, backend = ?store.backend(), "control plane ready");
     let shutdown = CancellationToken::new();
     let state = AppState::new(store, config);
     let reconciler = tokio::spawn(control_plane::reconciler::run(
         state.clone(),
+        shutdown.clone(),
+    ));
+    let operator = tokio::spawn(control_plane::operator::serve(
+        operator_listener,
+        state.clone(),
+        OperatorConfig {
+            token: operator_token,
+            ..OperatorConfig::default()
+        },
         shutdown.clone(),
     ));
     let server = tokio::spawn(control_plane::serve(listener, state, shutdown.clone()));
@@ -84,6 +124,7 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
     info!("shutting down");
     shutdown.cancel();
     server.await??;
+    operator.await??;
     let _ = reconciler.await;
     Ok(())
 }

@@ -5,8 +5,9 @@
 # Python Kafka clients (PyPI, into a venv) when they are missing, builds once into a
 # target dir outside the clone, then runs formatting and lint checks, the Rust tests
 # (unit, integration against real broker processes, fuzz properties), the Python client
-# suite (confluent-kafka, kafka-python, kcat) and the JavaScript client suite (kafkajs,
-# installed from the npm registry with the lockfile).
+# suite (confluent-kafka, kafka-python, kcat), schemathesis against the control plane's
+# OpenAPI document (PyPI, same venv) and the JavaScript client suite (kafkajs, installed
+# from the npm registry with the lockfile).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -28,7 +29,7 @@ VENV=$CACHE/venv
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
-"$VENV/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
+"$VENV/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt -r tests/openapi/requirements.txt
 echo "kcat: $(kcat -V 2>&1 | grep -o 'librdkafka [0-9.]*' | head -1); python: $("$VENV/bin/python" -c 'import confluent_kafka, kafka; print("confluent-kafka", confluent_kafka.version()[0], "kafka-python", kafka.__version__)')"
 
 if ! command -v node >/dev/null 2>&1; then
@@ -58,6 +59,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+
+step "OpenAPI conformance (schemathesis against tributary control-plane)"
+bash tests/openapi/schemathesis.sh "$CARGO_TARGET_DIR/debug/tributary" "$VENV/bin/schemathesis"
 
 step "javascript client suite (kafkajs)"
 TRIBUTARY_BIN="$CARGO_TARGET_DIR/debug/tributary" node --test tests/js/

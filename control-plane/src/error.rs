@@ -7,7 +7,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -75,6 +76,27 @@ impl Error {
     }
 }
 
+/// The body of every error answer: one entry, saying what went wrong and what to fix.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    pub errors: Vec<ErrorDetail>,
+}
+
+/// One error in the [`ErrorEnvelope`].
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// The HTTP status code as a string, e.g. `"404"`.
+    #[schema(example = "404")]
+    pub status: String,
+    /// A stable machine-readable code: `invalid_argument`, `unauthenticated`,
+    /// `not_found`, `method_not_allowed`, `conflict`, `rate_limited`, `unavailable`,
+    /// `internal`.
+    #[schema(example = "not_found")]
+    pub code: String,
+    /// What went wrong and what to do about it.
+    pub detail: String,
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -88,13 +110,13 @@ impl IntoResponse for Error {
         } else {
             self.to_string()
         };
-        let body = json!({
-            "errors": [{
-                "status": status.as_u16().to_string(),
-                "code": self.code(),
-                "detail": detail,
-            }]
-        });
+        let body = ErrorEnvelope {
+            errors: vec![ErrorDetail {
+                status: status.as_u16().to_string(),
+                code: self.code().to_string(),
+                detail,
+            }],
+        };
         (status, axum::Json(body)).into_response()
     }
 }

@@ -16,15 +16,20 @@
 //! - [`cells`], [`placement`], [`reconciler`], [`propagate`]: the cells' gRPC clients,
 //!   two-random-choices placement, the restart-safe provisioning loop and API-key
 //!   propagation.
+//! - [`api::openapi`]: the OpenAPI document (`GET /openapi.json`), generated with utoipa
+//!   from the one route table the REST router is built from.
+//! - [`operator`]: the operator API on its own listener (static token): each cell's load,
+//!   brokers and tenants.
 //! - [`ratelimit`]: a bounded per-client-IP token bucket in front of sign-up and login.
 //! - [`error`]: the crate's one error type, mapped to HTTP status and Confluent's error
 //!   envelope at the edge.
 //!
-//! Still to come: the gRPC face, Kafka REST v3, OpenAPI, the operator API, the CLI.
+//! Still to come: the gRPC face, Kafka REST v3, the CLI.
 
 pub mod api;
 pub mod cells;
 pub mod error;
+pub mod operator;
 pub mod placement;
 pub mod plans;
 pub mod propagate;

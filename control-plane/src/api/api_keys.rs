@@ -16,7 +16,7 @@ use super::envelope::{
 use super::extract::{ApiJson, ApiQuery};
 use super::service_accounts::principal_crn;
 use super::AppState;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorEnvelope, Result};
 use crate::propagate::sync_key;
 use crate::store::{ApiKey, NewApiKey, Phase};
 use crate::util::{new_api_secret, token_hash};
@@ -24,20 +24,26 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 const API_VERSION: &str = "iam/v2";
 
-#[derive(Serialize)]
+/// An API key (`iam/v2` `ApiKey`).
+#[derive(Serialize, ToSchema)]
 pub struct ApiKeyView {
+    #[schema(example = "iam/v2")]
     api_version: &'static str,
+    #[schema(example = "ApiKey")]
     kind: &'static str,
+    /// The key (16 characters `A-Z0-9`): the SASL/PLAIN user name, or the HTTP Basic
+    /// user of a Cloud API key.
     id: String,
     metadata: ObjectMeta,
     spec: ApiKeySpecView,
     status: ApiKeyStatus,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ApiKeySpecView {
     /// Only in the create response.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -49,55 +55,79 @@ struct ApiKeySpecView {
     resource: Option<ObjectRef>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ApiKeyStatus {
     /// READY when the key works everywhere it should; PROPAGATING while a cluster key
     /// has not reached its cell yet (its cluster may still be provisioning).
+    #[schema(example = "READY")]
     phase: &'static str,
 }
 
-#[derive(Deserialize)]
+/// A reference to a resource by id.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = ApiKeyIdRef)]
 #[serde(deny_unknown_fields)]
 pub struct IdRef {
+    /// Letters, digits and '-', at most 64.
+    #[schema(pattern = "^[A-Za-z0-9-]{1,64}$")]
     id: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = ApiKeyCreateSpec)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSpec {
+    #[schema(min_length = 1, max_length = 255)]
     display_name: Option<String>,
+    #[schema(max_length = 1024)]
     description: Option<String>,
+    /// The user (`u-...`) or service account (`sa-...`) the key acts as.
     owner: IdRef,
+    /// The cluster (`lkc-...`) the key is for; absent or null for a Cloud API key.
     resource: Option<IdRef>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
     spec: CreateSpec,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = ApiKeyUpdateSpec)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSpec {
+    /// Absent: unchanged.
+    #[schema(min_length = 1, max_length = 255)]
     display_name: Option<String>,
+    /// Absent: unchanged.
+    #[schema(max_length = 1024)]
     description: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateApiKey {
     spec: UpdateSpec,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
+    /// Items per page, 1 to 100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
     page_size: Option<i64>,
+    /// Where the page starts: take it from the `metadata.next` URL of the previous page.
+    #[param(pattern = "^[0-9]{1,19}\\.[A-Za-z0-9-]{1,64}$")]
     page_token: Option<String>,
+    /// Only keys owned by this user or service account.
     #[serde(rename = "spec.owner")]
+    #[param(pattern = "^[A-Za-z0-9-]{1,64}$")]
     owner: Option<String>,
+    /// Only keys for this cluster.
     #[serde(rename = "spec.resource")]
+    #[param(pattern = "^[A-Za-z0-9-]{1,64}$")]
     resource: Option<String>,
 }
 
@@ -189,6 +219,21 @@ async fn push_now(state: &AppState, key_id: &str) {
     prov.wake();
 }
 
+#[utoipa::path(
+    post,
+    path = "/iam/v2/api-keys",
+    operation_id = "createApiKey",
+    tag = "api-keys",
+    request_body = CreateApiKey,
+    responses(
+        (status = 201, description = "The new key, with its secret (shown only here)", body = ApiKeyView),
+        (status = 400, description = "Invalid name, description or id", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 404, description = "The owner or the cluster is not in the caller's organisation", body = ErrorEnvelope),
+        (status = 409, description = "The cluster FAILED and cannot take keys", body = ErrorEnvelope),
+    ),
+    security(("bearer_token" = []), ("cloud_api_key" = [])),
+)]
 pub async fn create(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -261,6 +306,19 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/iam/v2/api-keys",
+    operation_id = "listApiKeys",
+    tag = "api-keys",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of the organisation's API keys", body = List<ApiKeyView>),
+        (status = 400, description = "Invalid page_size, page_token or filter", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+    ),
+    security(("bearer_token" = []), ("cloud_api_key" = [])),
+)]
 pub async fn list(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -301,6 +359,19 @@ pub async fn list(
     )))
 }
 
+#[utoipa::path(
+    get,
+    path = "/iam/v2/api-keys/{id}",
+    operation_id = "getApiKey",
+    tag = "api-keys",
+    params(("id" = String, Path, description = "The API key")),
+    responses(
+        (status = 200, description = "The API key (without its secret)", body = ApiKeyView),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 404, description = "No such API key in the caller's organisation", body = ErrorEnvelope),
+    ),
+    security(("bearer_token" = []), ("cloud_api_key" = [])),
+)]
 pub async fn get(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -315,6 +386,21 @@ pub async fn get(
     Ok(Json(view(&state.base_url(&headers), key, None)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/iam/v2/api-keys/{id}",
+    operation_id = "updateApiKey",
+    tag = "api-keys",
+    params(("id" = String, Path, description = "The API key")),
+    request_body = UpdateApiKey,
+    responses(
+        (status = 200, description = "The key after the change", body = ApiKeyView),
+        (status = 400, description = "Invalid display_name or description", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 404, description = "No such API key in the caller's organisation", body = ErrorEnvelope),
+    ),
+    security(("bearer_token" = []), ("cloud_api_key" = [])),
+)]
 pub async fn update(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -347,6 +433,19 @@ pub async fn update(
     Ok(Json(view(&state.base_url(&headers), key, None)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/iam/v2/api-keys/{id}",
+    operation_id = "deleteApiKey",
+    tag = "api-keys",
+    params(("id" = String, Path, description = "The API key")),
+    responses(
+        (status = 204, description = "Deleted (revoked; a cluster key is removed from its cell)"),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 404, description = "No such API key in the caller's organisation", body = ErrorEnvelope),
+    ),
+    security(("bearer_token" = []), ("cloud_api_key" = [])),
+)]
 pub async fn delete(
     Caller(caller): Caller,
     State(state): State<AppState>,

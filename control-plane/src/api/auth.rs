@@ -8,7 +8,7 @@
 
 use super::extract::ApiJson;
 use super::AppState;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorEnvelope, Result};
 use crate::store::Principal;
 use crate::util::{constant_time_eq, new_token, now_millis, rfc3339_millis, token_hash};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -22,6 +22,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
 use tokio::sync::Semaphore;
+use utoipa::ToSchema;
 
 const MIN_PASSWORD_CHARS: usize = 8;
 /// Bounds the work one request can ask of the hasher.
@@ -31,43 +32,59 @@ const MAX_NAME_CHARS: usize = 255;
 /// Bounds the Basic credentials decoded (a key and a secret are well under 100 bytes).
 const MAX_BASIC_CREDENTIALS: usize = 512;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
+    /// The user's email (`name@domain.tld`, no spaces), which is also the login;
+    /// case-insensitive.
+    #[schema(max_length = 254, example = "ada@example.com")]
     email: String,
+    /// At least 8 characters, at most 1,024 bytes.
+    #[schema(min_length = 8, max_length = 1024, format = Password)]
     password: String,
+    /// The new organisation's name (1 to 255 characters).
+    #[schema(min_length = 1, max_length = 255, example = "Acme")]
     organization_name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SignupResponse {
+    /// The new user (`u-...`).
     user_id: String,
+    /// The new organisation (`o-...`).
     organization_id: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(example = "ada@example.com")]
     email: String,
+    #[schema(format = Password)]
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct LoginResponse {
+    /// The bearer token for every other call: `Authorization: Bearer <token>`.
     token: String,
+    /// When the token stops working (RFC 3339, UTC).
+    #[schema(format = DateTime)]
     expires_at: String,
 }
 
 /// Lower-cases and checks the shape `local@domain.tld`: no spaces, one `@`, a dot in
 /// the domain, at most 254 bytes.
 fn normalize_email(email: &str) -> Result<String> {
+    // The limit applies to what was sent, as the OpenAPI document states it.
+    let too_long = email.len() > MAX_EMAIL_BYTES;
     let email = email.trim().to_lowercase();
     let bad = || {
         Error::InvalidArgument(format!(
             "email {email:?} is not a valid address; use the form name@example.com"
         ))
     };
-    if email.len() > MAX_EMAIL_BYTES || email.chars().any(char::is_whitespace) {
+    if too_long || email.chars().any(char::is_whitespace) {
         return Err(bad());
     }
     let (local, domain) = email.split_once('@').ok_or_else(bad)?;
@@ -82,12 +99,15 @@ fn normalize_email(email: &str) -> Result<String> {
 }
 
 /// Checks a display or organisation name: non-empty after trimming, at most 255 characters.
+/// The limit applies to the value as sent (as the OpenAPI document states it); surrounding
+/// whitespace is then dropped.
 pub(crate) fn validate_name(field: &str, value: &str) -> Result<String> {
+    let too_long = value.chars().count() > MAX_NAME_CHARS;
     let value = value.trim();
     if value.is_empty() {
         return Err(Error::InvalidArgument(format!("{field} must not be empty")));
     }
-    if value.chars().count() > MAX_NAME_CHARS {
+    if too_long {
         return Err(Error::InvalidArgument(format!(
             "{field} is too long; use at most {MAX_NAME_CHARS} characters"
         )));
@@ -147,6 +167,19 @@ async fn verify_password(
 }
 
 /// `POST /v1/signup`: creates an organisation and its first user.
+#[utoipa::path(
+    post,
+    path = "/v1/signup",
+    operation_id = "signup",
+    tag = "auth",
+    request_body = SignupRequest,
+    responses(
+        (status = 201, description = "The organisation and its first user", body = SignupResponse),
+        (status = 400, description = "Invalid email, password or organisation name", body = ErrorEnvelope),
+        (status = 409, description = "The email is already signed up", body = ErrorEnvelope),
+        (status = 429, description = "Too many sign-ups and logins from this address", body = ErrorEnvelope),
+    ),
+)]
 pub async fn signup(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<SignupRequest>,
@@ -179,6 +212,19 @@ pub async fn signup(
 }
 
 /// `POST /v1/login`: exchanges email and password for a bearer token.
+#[utoipa::path(
+    post,
+    path = "/v1/login",
+    operation_id = "login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "A bearer token", body = LoginResponse),
+        (status = 400, description = "The body is not a login request", body = ErrorEnvelope),
+        (status = 401, description = "Wrong email or password", body = ErrorEnvelope),
+        (status = 429, description = "Too many sign-ups and logins from this address", body = ErrorEnvelope),
+    ),
+)]
 pub async fn login(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<LoginRequest>,
@@ -306,6 +352,12 @@ mod tests {
     #[test]
     fn email_shapes() {
         assert_eq!(normalize_email(" A@Example.com ").unwrap(), "a@example.com");
+        let long = format!("{}@example.com", "a".repeat(242));
+        assert_eq!(normalize_email(&long).unwrap().len(), 254);
+        assert!(
+            normalize_email(&format!(" {long}")).is_err(),
+            "limit is on what was sent"
+        );
         for bad in [
             "",
             "a",
@@ -318,5 +370,14 @@ mod tests {
         ] {
             assert!(normalize_email(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn name_limits_apply_to_what_was_sent() {
+        assert_eq!(validate_name("n", "  prod ").unwrap(), "prod");
+        assert!(validate_name("n", " ").is_err());
+        let max = "x".repeat(MAX_NAME_CHARS);
+        assert_eq!(validate_name("n", &max).unwrap(), max);
+        assert!(validate_name("n", &format!("{max} ")).is_err());
     }
 }

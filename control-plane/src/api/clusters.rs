@@ -12,52 +12,64 @@ use super::envelope::{decode_token, list_page, page_size, List, ObjectMeta, Obje
 use super::environments::{self, environment_crn};
 use super::extract::{ApiJson, ApiQuery};
 use super::AppState;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorEnvelope, Result};
 use crate::plans::ClusterKind;
 use crate::store::{Cluster, ClusterUpdate, NewCluster, Phase};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{IntoParams, ToSchema};
 
 const API_VERSION: &str = "cmk/v2";
 /// The most CKUs a Dedicated cluster may have.
 pub const MAX_CKU: u32 = 100;
 const AVAILABILITIES: [&str; 2] = ["SINGLE_ZONE", "MULTI_ZONE"];
 
-#[derive(Serialize)]
+/// A Kafka cluster (`cmk/v2` `Cluster`).
+#[derive(Serialize, ToSchema)]
 pub struct ClusterView {
+    #[schema(example = "cmk/v2")]
     api_version: &'static str,
+    #[schema(example = "Cluster")]
     kind: &'static str,
+    /// `lkc-` and six characters.
     id: String,
     metadata: ObjectMeta,
     spec: ClusterSpecView,
     status: ClusterStatus,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ClusterSpecView {
     display_name: String,
     availability: String,
     cloud: String,
     region: String,
     config: ConfigView,
+    /// Once PROVISIONED, e.g. `SASL_PLAINTEXT://127.0.0.1:9092`.
     #[serde(skip_serializing_if = "Option::is_none")]
     kafka_bootstrap_endpoint: Option<String>,
+    /// Once PROVISIONED.
     #[serde(skip_serializing_if = "Option::is_none")]
     http_endpoint: Option<String>,
     environment: ObjectRef,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ConfigView {
+    #[schema(example = "Dedicated")]
     kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     cku: Option<u32>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ClusterStatus {
+    /// PROVISIONING, PROVISIONED or FAILED.
+    #[schema(example = "PROVISIONING")]
     phase: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     cku: Option<u32>,
@@ -66,6 +78,9 @@ struct ClusterStatus {
     reason: Option<String>,
 }
 
+/// `spec.config`: the kind, and the CKUs of a Dedicated cluster. Its OpenAPI schema is
+/// written by hand (below) so that it states the rule [`validate_config`] applies: CKUs
+/// for Dedicated only, and always there.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigSpec {
@@ -73,48 +88,123 @@ pub struct ConfigSpec {
     cku: Option<u32>,
 }
 
-#[derive(Deserialize)]
+impl utoipa::PartialSchema for ConfigSpec {
+    fn schema() -> RefOr<Schema> {
+        let kind = |kinds: Vec<&'static str>| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(kinds))
+        };
+        let closed = || AdditionalProperties::<Schema>::FreeForm(false);
+        let dedicated = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "A Dedicated cluster: its CKUs are required (at least 2 when MULTI_ZONE)",
+            ))
+            .property("kind", kind(vec![ClusterKind::Dedicated.as_str()]))
+            .required("kind")
+            .property(
+                "cku",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1))
+                    .maximum(Some(MAX_CKU)),
+            )
+            .required("cku")
+            .additional_properties(Some(closed()));
+        let shared = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some("Any other kind: no CKUs (Basic is SINGLE_ZONE only)"))
+            .property(
+                "kind",
+                kind(
+                    ClusterKind::ALL
+                        .iter()
+                        .filter(|k| **k != ClusterKind::Dedicated)
+                        .map(|k| k.as_str())
+                        .collect(),
+                ),
+            )
+            .required("kind")
+            .property("cku", ObjectBuilder::new().schema_type(Type::Null))
+            .additional_properties(Some(closed()));
+        OneOfBuilder::new()
+            .description(Some(
+                "The cluster kind, and the CKUs of a Dedicated cluster",
+            ))
+            .item(dedicated)
+            .item(shared)
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ConfigSpec {}
+
+/// A reference to an environment by id.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = EnvironmentIdRef)]
 #[serde(deny_unknown_fields)]
 pub struct IdRef {
+    /// `env-...`
     id: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = ClusterCreateSpec)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSpec {
+    #[schema(min_length = 1, max_length = 255, example = "orders")]
     display_name: String,
+    /// SINGLE_ZONE or MULTI_ZONE (Basic is SINGLE_ZONE only).
+    #[schema(example = "SINGLE_ZONE", pattern = "^(SINGLE_ZONE|MULTI_ZONE)$")]
     availability: String,
+    /// 1 to 64 letters, digits, '-' or '_'.
+    #[schema(example = "AWS", pattern = "^[A-Za-z0-9_-]{1,64}$")]
     cloud: String,
+    /// 1 to 64 letters, digits, '-' or '_'.
+    #[schema(example = "us-east-1", pattern = "^[A-Za-z0-9_-]{1,64}$")]
     region: String,
     config: ConfigSpec,
     environment: IdRef,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCluster {
     spec: CreateSpec,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = ClusterUpdateSpec)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSpec {
+    /// Absent: unchanged.
+    #[schema(min_length = 1, max_length = 255)]
     display_name: Option<String>,
+    /// A new kind (Basic to Standard only) or CKU count; absent: unchanged.
     config: Option<ConfigSpec>,
+    /// Must be the cluster's own environment if given (clusters do not move).
     environment: Option<IdRef>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCluster {
     spec: UpdateSpec,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
+    /// The environment to list (`env-...`); required.
+    #[param(required = true)]
     environment: Option<String>,
+    /// Items per page, 1 to 100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
     page_size: Option<i64>,
+    /// Where the page starts: take it from the `metadata.next` URL of the previous page.
+    #[param(pattern = "^[0-9]{1,19}\\.lkc-[A-Za-z0-9-]{1,60}$")]
     page_token: Option<String>,
 }
 
@@ -178,7 +268,6 @@ fn not_found(id: &str) -> Error {
 
 /// Checks `cloud` or `region`: 1 to 64 letters, digits, '-' or '_'.
 fn validate_token(field: &str, value: &str) -> Result<String> {
-    let value = value.trim();
     let ok = !value.is_empty()
         && value.len() <= 64
         && value
@@ -234,6 +323,20 @@ fn validate_availability(value: &str) -> Result<String> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/cmk/v2/clusters",
+    operation_id = "createCluster",
+    tag = "clusters",
+    request_body = CreateCluster,
+    responses(
+        (status = 201, description = "The new cluster, PROVISIONING", body = ClusterView),
+        (status = 400, description = "Invalid spec", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 404, description = "The environment is not in the caller's organisation", body = ErrorEnvelope),
+    ),
+    security(("bearer_token" = []), ("cloud_api_key" = [])),
+)]
 pub async fn create(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -278,6 +381,20 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/cmk/v2/clusters",
+    operation_id = "listClusters",
+    tag = "clusters",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of the environment's clusters", body = List<ClusterView>),
+        (status = 400, description = "Missing environment, or invalid page_size or page_token", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 404, description = "The environment is not in the caller's organisation", body = ErrorEnvelope),
+    ),
+    security(("bearer_token" = []), ("cloud_api_key" = [])),
+)]
 pub async fn list(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -315,6 +432,19 @@ pub async fn list(
     )))
 }
 
+#[utoipa::path(
+    get,
+    path = "/cmk/v2/clusters/{id}",
+    operation_id = "getCluster",
+    tag = "clusters",
+    params(("id" = String, Path, description = "The cluster id (`lkc-...`)")),
+    responses(
+        (status = 200, description = "The cluster", body = ClusterView),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 404, description = "No such cluster in the caller's organisation", body = ErrorEnvelope),
+    ),
+    security(("bearer_token" = []), ("cloud_api_key" = [])),
+)]
 pub async fn get(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -329,6 +459,22 @@ pub async fn get(
     Ok(Json(view(&state.base_url(&headers), cluster)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/cmk/v2/clusters/{id}",
+    operation_id = "updateCluster",
+    tag = "clusters",
+    params(("id" = String, Path, description = "The cluster id (`lkc-...`)")),
+    request_body = UpdateCluster,
+    responses(
+        (status = 200, description = "The cluster after the change", body = ClusterView),
+        (status = 400, description = "Invalid change", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 404, description = "No such cluster in the caller's organisation", body = ErrorEnvelope),
+        (status = 409, description = "The cluster FAILED; its config cannot change", body = ErrorEnvelope),
+    ),
+    security(("bearer_token" = []), ("cloud_api_key" = [])),
+)]
 pub async fn update(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -411,6 +557,19 @@ fn check_change(current: &Cluster, kind: ClusterKind) -> Result<()> {
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/cmk/v2/clusters/{id}",
+    operation_id = "deleteCluster",
+    tag = "clusters",
+    params(("id" = String, Path, description = "The cluster id (`lkc-...`)")),
+    responses(
+        (status = 204, description = "Deleted (keys revoked; removed from its cell in the background)"),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 404, description = "No such cluster in the caller's organisation", body = ErrorEnvelope),
+    ),
+    security(("bearer_token" = []), ("cloud_api_key" = [])),
+)]
 pub async fn delete(
     Caller(caller): Caller,
     State(state): State<AppState>,

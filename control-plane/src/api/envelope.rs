@@ -6,18 +6,26 @@ use crate::error::{Error, Result};
 use crate::store::PageCursor;
 use crate::util::rfc3339_millis;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 pub const DEFAULT_PAGE_SIZE: i64 = 10;
 pub const MAX_PAGE_SIZE: i64 = 100;
 /// CRNs name every resource: `crn://tributary.cloud/organization=.../...`.
 pub const CRN_ROOT: &str = "crn://tributary.cloud";
 
-#[derive(Serialize)]
+/// `metadata` of a resource.
+#[derive(Serialize, ToSchema)]
 pub struct ObjectMeta {
+    /// The URL of this resource.
     #[serde(rename = "self")]
     self_url: String,
+    /// The CRN of this resource, e.g. `crn://tributary.cloud/organization=o-abc123/environment=env-abc123`.
     resource_name: String,
+    /// RFC 3339, UTC, milliseconds.
+    #[schema(format = DateTime)]
     created_at: String,
+    /// RFC 3339, UTC, milliseconds.
+    #[schema(format = DateTime)]
     updated_at: String,
 }
 
@@ -32,14 +40,18 @@ impl ObjectMeta {
     }
 }
 
-#[derive(Serialize)]
+/// `metadata` of a list.
+#[derive(Serialize, ToSchema)]
 pub struct ListMeta {
+    /// The URL of the first page with the same filters and page size.
     first: String,
+    /// The URL of the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     next: Option<String>,
 }
 
-#[derive(Serialize)]
+/// One page of a list.
+#[derive(Serialize, ToSchema)]
 pub struct List<T> {
     api_version: &'static str,
     kind: &'static str,
@@ -49,7 +61,7 @@ pub struct List<T> {
 
 /// A reference to another resource, as Confluent writes `owner`, `resource` and
 /// `environment` in a spec.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ObjectRef {
     pub id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -81,8 +93,11 @@ pub fn decode_token(token: Option<&str>, id_prefix: &str) -> Result<Option<PageC
     token
         .split_once('.')
         .and_then(|(at, id)| {
-            let valid_id = id.starts_with(id_prefix)
-                && !id.is_empty()
+            // Exactly what the OpenAPI document's pattern allows: 1 to 19 digits (no sign).
+            let valid_at = (1..=19).contains(&at.len()) && at.bytes().all(|b| b.is_ascii_digit());
+            let valid_id = valid_at
+                && id.starts_with(id_prefix)
+                && id.len() > id_prefix.len()
                 && id.len() <= 64
                 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
             Some(PageCursor {
@@ -139,13 +154,14 @@ pub fn list_page<I, T>(
 /// Checks an optional free-text description: at most 1,024 characters.
 pub fn validate_description(value: Option<&str>) -> Result<String> {
     const MAX: usize = 1024;
-    let value = value.unwrap_or("").trim();
+    let value = value.unwrap_or("");
+    // The limit applies to what was sent, as the OpenAPI document states it.
     if value.chars().count() > MAX {
         return Err(Error::InvalidArgument(format!(
             "description is too long; use at most {MAX} characters"
         )));
     }
-    Ok(value.to_string())
+    Ok(value.trim().to_string())
 }
 
 #[cfg(test)]
@@ -157,7 +173,17 @@ mod tests {
         let c = decode_token(Some("12.sa-abc"), "sa-").unwrap().unwrap();
         assert_eq!((c.created_at, c.id.as_str()), (12, "sa-abc"));
         assert!(decode_token(None, "sa-").unwrap().is_none());
-        for bad in ["12", "x.sa-a", "12.env-a", "12.sa-a'--", "12."] {
+        for bad in [
+            "12",
+            "x.sa-a",
+            "12.env-a",
+            "12.sa-a'--",
+            "12.",
+            "12.sa-",
+            "+12.sa-a",
+            "-12.sa-a",
+            "00000000000000000012.sa-a",
+        ] {
             assert!(decode_token(Some(bad), "sa-").is_err(), "{bad}");
         }
         assert!(decode_token(Some("1.ABCDEF"), "").unwrap().is_some());

@@ -19,13 +19,25 @@ where
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(Error::InvalidArgument(format!(
-                "invalid request body: {}",
-                rejection.body_text()
-            ))),
+        // Through a `Value` first: serde's derived structs also accept a JSON array of
+        // their fields in order, and a request body must be an object.
+        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(value)) => value,
+            Err(rejection) => {
+                return Err(Error::InvalidArgument(format!(
+                    "invalid request body: {}",
+                    rejection.body_text()
+                )))
+            }
+        };
+        if !value.is_object() {
+            return Err(Error::InvalidArgument(
+                "invalid request body: send a JSON object (see GET /openapi.json)".into(),
+            ));
         }
+        serde_json::from_value(value)
+            .map(ApiJson)
+            .map_err(|e| Error::InvalidArgument(format!("invalid request body: {e}")))
     }
 }
 

@@ -3,7 +3,8 @@
 //! Request flow: router -> (rate limit on sign-up and login) -> extractors ([`ApiJson`],
 //! [`ApiQuery`], [`Caller`]) -> handler -> [`Store`]. Every handler answers a
 //! [`crate::Error`] on failure, so every failure leaves as the JSON error envelope.
-//! Unknown routes and methods answer the envelope too.
+//! Unknown routes and methods answer the envelope too. The router is built only from
+//! [`openapi::route_table`], which also makes the OpenAPI document (`GET /openapi.json`).
 
 mod api_keys;
 mod auth;
@@ -11,20 +12,21 @@ mod clusters;
 mod envelope;
 mod environments;
 mod extract;
+pub mod openapi;
 mod service_accounts;
 
 pub use auth::Caller;
+pub use clusters::MAX_CKU;
 pub use extract::{ApiJson, ApiQuery};
 
 use crate::cells::CellConfig;
 use crate::error::Error;
 use crate::plans::Plans;
-use crate::ratelimit::{self, RateLimitConfig, RateLimiter};
+use crate::ratelimit::{RateLimitConfig, RateLimiter};
 use crate::reconciler::{Provisioner, ProvisioningConfig};
 use crate::store::Store;
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
 use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -104,68 +106,19 @@ impl AppState {
     }
 }
 
-/// The API's router.
+/// The API's router: every route of [`openapi::route_table`] (and nothing else), the
+/// 64 KiB body limit, and envelope answers for unknown routes and methods.
 pub fn router(state: AppState) -> Router {
     let limiter = RateLimiter::new(state.config.auth_rate_limit);
-    let public = Router::new()
-        .route("/v1/signup", post(auth::signup))
-        .route("/v1/login", post(auth::login))
-        .route_layer(axum::middleware::from_fn_with_state(
-            limiter,
-            ratelimit::limit,
-        ));
-    let environments = Router::new()
-        .route(
-            "/org/v2/environments",
-            get(environments::list).post(environments::create),
-        )
-        .route(
-            "/org/v2/environments/{id}",
-            get(environments::get)
-                .patch(environments::update)
-                .delete(environments::delete),
-        );
-    let iam = Router::new()
-        .route(
-            "/iam/v2/service-accounts",
-            get(service_accounts::list).post(service_accounts::create),
-        )
-        .route(
-            "/iam/v2/service-accounts/{id}",
-            get(service_accounts::get)
-                .patch(service_accounts::update)
-                .delete(service_accounts::delete),
-        )
-        .route(
-            "/iam/v2/api-keys",
-            get(api_keys::list).post(api_keys::create),
-        )
-        .route(
-            "/iam/v2/api-keys/{id}",
-            get(api_keys::get)
-                .patch(api_keys::update)
-                .delete(api_keys::delete),
-        );
-    let cmk = Router::new()
-        .route(
-            "/cmk/v2/clusters",
-            get(clusters::list).post(clusters::create),
-        )
-        .route(
-            "/cmk/v2/clusters/{id}",
-            get(clusters::get)
-                .patch(clusters::update)
-                .delete(clusters::delete),
-        );
-    Router::new()
-        .merge(public)
-        .merge(environments)
-        .merge(iam)
-        .merge(cmk)
+    let (routes, doc) = openapi::build(openapi::route_table(&limiter));
+    routes
+        .layer(openapi::document_extension(&doc))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .fallback(|| async { Error::NotFound("no such route; see the API reference".into()) })
+        .fallback(|| async { Error::NotFound("no such route; see GET /openapi.json".into()) })
         .method_not_allowed_fallback(|| async {
-            Error::MethodNotAllowed("this route does not accept this method".into())
+            Error::MethodNotAllowed(
+                "this route does not accept this method; see GET /openapi.json".into(),
+            )
         })
         .with_state(state)
 }

@@ -10,43 +10,61 @@ use super::envelope::{
 };
 use super::extract::{ApiJson, ApiQuery};
 use super::AppState;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorEnvelope, Result};
 use crate::store::ServiceAccount;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 pub(crate) const API_VERSION: &str = "iam/v2";
 
-#[derive(Serialize)]
+/// A service account (`iam/v2` `ServiceAccount`).
+#[derive(Serialize, ToSchema)]
 pub struct ServiceAccountView {
+    #[schema(example = "iam/v2")]
     api_version: &'static str,
+    #[schema(example = "ServiceAccount")]
     kind: &'static str,
+    /// `sa-` and six characters.
     id: String,
     metadata: ObjectMeta,
     display_name: String,
     description: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateServiceAccount {
+    /// Unique in the organisation; 1 to 255 characters.
+    #[schema(min_length = 1, max_length = 255, example = "orders-service")]
     display_name: String,
+    /// At most 1,024 characters.
+    #[schema(max_length = 1024)]
     description: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateServiceAccount {
+    /// Absent: unchanged.
+    #[schema(min_length = 1, max_length = 255)]
     display_name: Option<String>,
+    /// Absent: unchanged.
+    #[schema(max_length = 1024)]
     description: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
+    /// Items per page, 1 to 100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
     page_size: Option<i64>,
+    /// Where the page starts: take it from the `metadata.next` URL of the previous page.
+    #[param(pattern = "^[0-9]{1,19}\\.sa-[A-Za-z0-9-]{1,60}$")]
     page_token: Option<String>,
 }
 
@@ -82,6 +100,20 @@ fn not_found(id: &str) -> Error {
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/iam/v2/service-accounts",
+    operation_id = "createServiceAccount",
+    tag = "service-accounts",
+    request_body = CreateServiceAccount,
+    responses(
+        (status = 201, description = "The new service account", body = ServiceAccountView),
+        (status = 400, description = "Invalid display_name or description", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 409, description = "The name is taken in this organisation", body = ErrorEnvelope),
+    ),
+    security(("bearer_token" = []), ("cloud_api_key" = [])),
+)]
 pub async fn create(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -101,6 +133,19 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/iam/v2/service-accounts",
+    operation_id = "listServiceAccounts",
+    tag = "service-accounts",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of the organisation's service accounts", body = List<ServiceAccountView>),
+        (status = 400, description = "Invalid page_size or page_token", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+    ),
+    security(("bearer_token" = []), ("cloud_api_key" = [])),
+)]
 pub async fn list(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -126,6 +171,19 @@ pub async fn list(
     )))
 }
 
+#[utoipa::path(
+    get,
+    path = "/iam/v2/service-accounts/{id}",
+    operation_id = "getServiceAccount",
+    tag = "service-accounts",
+    params(("id" = String, Path, description = "The service account id (`sa-...`)")),
+    responses(
+        (status = 200, description = "The service account", body = ServiceAccountView),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 404, description = "No such service account in the caller's organisation", body = ErrorEnvelope),
+    ),
+    security(("bearer_token" = []), ("cloud_api_key" = [])),
+)]
 pub async fn get(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -140,6 +198,22 @@ pub async fn get(
     Ok(Json(view(&state.base_url(&headers), sa)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/iam/v2/service-accounts/{id}",
+    operation_id = "updateServiceAccount",
+    tag = "service-accounts",
+    params(("id" = String, Path, description = "The service account id (`sa-...`)")),
+    request_body = UpdateServiceAccount,
+    responses(
+        (status = 200, description = "The service account after the change", body = ServiceAccountView),
+        (status = 400, description = "Invalid display_name or description", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 404, description = "No such service account in the caller's organisation", body = ErrorEnvelope),
+        (status = 409, description = "The name is taken in this organisation", body = ErrorEnvelope),
+    ),
+    security(("bearer_token" = []), ("cloud_api_key" = [])),
+)]
 pub async fn update(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -170,6 +244,20 @@ pub async fn update(
     Ok(Json(view(&state.base_url(&headers), sa)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/iam/v2/service-accounts/{id}",
+    operation_id = "deleteServiceAccount",
+    tag = "service-accounts",
+    params(("id" = String, Path, description = "The service account id (`sa-...`)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 404, description = "No such service account in the caller's organisation", body = ErrorEnvelope),
+        (status = 409, description = "The service account still owns API keys", body = ErrorEnvelope),
+    ),
+    security(("bearer_token" = []), ("cloud_api_key" = [])),
+)]
 pub async fn delete(
     Caller(caller): Caller,
     State(state): State<AppState>,

@@ -436,6 +436,20 @@ impl Store {
         rows.iter().map(cluster_from_row).collect()
     }
 
+    /// The clusters placed in `cell_id`, in any organisation and phase, oldest first, at
+    /// most `limit` (for the operator API).
+    pub async fn clusters_in_cell(&self, cell_id: &str, limit: i64) -> Result<Vec<Cluster>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CLUSTER_COLUMNS} FROM clusters WHERE cell_id = $1 \
+             ORDER BY created_at, id LIMIT $2"
+        ))
+        .bind(cell_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(cluster_from_row).collect()
+    }
+
     /// Records the chosen cell of a PROVISIONING cluster not yet placed; `false` if the
     /// cluster was deleted or placed meanwhile.
     pub async fn place_cluster(&self, id: &str, cell_id: &str) -> Result<bool> {

@@ -95,6 +95,38 @@ pub async fn unreachable_cell_config(timeout: Duration) -> ApiConfig {
     config
 }
 
+/// An API server (without the reconciler) and the operator API beside it over the same
+/// state and a fresh database; returns the server and the operator API's base URL.
+pub async fn start_with_operator(
+    db: &Db,
+    config: ApiConfig,
+    operator: control_plane::operator::OperatorConfig,
+) -> (Server, String) {
+    let (url, dir) = fresh_database(db).await;
+    let store = Store::connect(&url).await.expect("open the database");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let op_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let op_addr = op_listener.local_addr().expect("local addr");
+    let shutdown = CancellationToken::new();
+    let state = AppState::new(store, config);
+    tokio::spawn(control_plane::operator::serve(
+        op_listener,
+        state.clone(),
+        operator,
+        shutdown.clone(),
+    ));
+    tokio::spawn(serve(listener, state, shutdown.clone()));
+    let server = Server {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        db_url: url,
+        shutdown,
+        _dir: dir,
+    };
+    (server, format!("http://{op_addr}"))
+}
+
 pub async fn start(db: &Db) -> Server {
     start_with(db, test_config()).await
 }
