@@ -1,11 +1,12 @@
 //! `tributary`: one binary, many roles. `tributary broker --standalone` runs a single
 //! broker with a PLAINTEXT listener and no authentication; `tributary control-plane` runs the
 //! REST API; `tributary controller` runs one voter of a cell's controller quorum; later
-//! roles (dev stack) are further subcommands.
+//! `tributary dev` runs all of them as supervised processes on one machine.
 
 mod broker_cmd;
 mod control_plane_cmd;
 mod controller_cmd;
+mod dev;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +33,9 @@ enum Command {
     ControlPlane(control_plane_cmd::ControlPlaneArgs),
     /// Run one voter of a cell's controller quorum (Raft metadata).
     Controller(controller_cmd::ControllerArgs),
+    /// Run the whole service on this machine: a cell (controller + 3 brokers) and the
+    /// control plane, each its own supervised process, data under one directory.
+    Dev(dev::DevArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,6 +45,8 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // No colour codes in log files (`tributary dev` sends each piece's stderr to one).
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -50,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         Command::Broker(args) => runtime.block_on(broker_cmd::run(args)),
         Command::ControlPlane(args) => runtime.block_on(control_plane_cmd::run(args)),
         Command::Controller(args) => runtime.block_on(controller_cmd::run(args)),
+        Command::Dev(args) => runtime.block_on(dev::run(args)),
     }
 }
 
