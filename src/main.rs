@@ -1,12 +1,14 @@
 //! `tributary`: one binary, many roles. `tributary broker --standalone` runs a single
 //! broker with a PLAINTEXT listener and no authentication; `tributary control-plane` runs the
 //! REST API; `tributary controller` runs one voter of a cell's controller quorum;
-//! `tributary cell` operates a cell through its controllers.
+//! `tributary cell` operates a cell through its controllers; `tributary dev` runs all of
+//! them as supervised processes on one machine.
 
 mod broker_cmd;
 mod cell_cmd;
 mod control_plane_cmd;
 mod controller_cmd;
+mod dev;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +37,9 @@ enum Command {
     Controller(controller_cmd::ControllerArgs),
     /// Operate a cell through its controllers: status, create a logical cluster, drain.
     Cell(cell_cmd::CellArgs),
+    /// Run the whole service on this machine: a cell (controller + 3 brokers) and the
+    /// control plane, each its own supervised process, data under one directory.
+    Dev(dev::DevArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,6 +49,8 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // No colour codes in log files (`tributary dev` sends each piece's stderr to one).
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -54,6 +61,7 @@ fn main() -> anyhow::Result<()> {
         Command::ControlPlane(args) => runtime.block_on(control_plane_cmd::run(args)),
         Command::Controller(args) => runtime.block_on(controller_cmd::run(args)),
         Command::Cell(args) => runtime.block_on(cell_cmd::run(args)),
+        Command::Dev(args) => runtime.block_on(dev::run(args)),
     }
 }
 

@@ -17,7 +17,13 @@ use serde_json::Value;
 fn start(data_dir: &Path, port_file: &Path) -> (Child, String) {
     let _ = std::fs::remove_file(port_file);
     let mut child = Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .args(["control-plane", "--listen", "127.0.0.1:0", "--operator-listen", "127.0.0.1:0"])
+        .args([
+            "control-plane",
+            "--listen",
+            "127.0.0.1:0",
+            "--operator-listen",
+            "127.0.0.1:0",
+        ])
         .arg("--data-dir")
         .arg(data_dir)
         .arg("--port-file")

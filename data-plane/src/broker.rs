@@ -145,7 +145,12 @@ impl Broker {
     /// start the flusher and retention tasks (stopped by `shutdown`).
     pub async fn open(config: BrokerConfig, shutdown: CancellationToken) -> Result<Arc<Broker>> {
         std::fs::create_dir_all(config.data_dir.join("logs"))?;
-        let cluster_id = load_or_create_cluster_id(&config.data_dir)?;
+        // Every broker of a cell reports the logical cluster its clients see, so a client
+        // talking to several brokers sees one cluster.
+        let cluster_id = match &config.cell {
+            Some(cell) => cell.tenant.clone(),
+            None => load_or_create_cluster_id(&config.data_dir)?,
+        };
         let producer_ids_path = config.data_dir.join("producer-ids");
         let producer_ids = if config.cell.is_some() {
             ProducerIdAllocator::open_in_cell(producer_ids_path, config.node_id)?
