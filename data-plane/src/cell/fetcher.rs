@@ -156,7 +156,16 @@ async fn run(
             };
             match resp {
                 Ok(Ok(resp)) => {
-                    if handle_response(leader, &parts, resp) {
+                    let appended = handle_response(leader, &parts, resp);
+                    if !appended.is_empty() {
+                        // Followers fsync what they copied too (grouped by the flusher):
+                        // a follower may lead next, and its high watermark then counts
+                        // only flushed data.
+                        if broker.durable_hw() {
+                            for p in appended {
+                                broker.flusher.mark_dirty(p);
+                            }
+                        }
                         broker.data_changed.notify_waiters();
                     }
                 }
@@ -204,9 +213,13 @@ fn fetch_request(broker: &Broker, cell: &Cell, parts: &[Arc<Partition>]) -> Fetc
         .with_topics(topics)
 }
 
-/// Apply one fetch response; true when any partition's data or high watermark changed.
-fn handle_response(leader: i32, parts: &[Arc<Partition>], resp: FetchResponse) -> bool {
-    let mut changed = false;
+/// Apply one fetch response; the partitions whose data or high watermark changed.
+fn handle_response(
+    leader: i32,
+    parts: &[Arc<Partition>],
+    resp: FetchResponse,
+) -> Vec<Arc<Partition>> {
+    let mut changed = Vec::new();
     for t in resp.responses {
         let Ok(topic_id) = Uuid::parse_str(t.topic.0.as_str()) else {
             continue;
@@ -223,7 +236,9 @@ fn handle_response(leader: i32, parts: &[Arc<Partition>], resp: FetchResponse) -
                 continue;
             }
             let _span = tracing::debug_span!("replica_fetch", topic = %p.topic, partition = p.index, leader).entered();
-            changed |= apply_partition(p, pd);
+            if apply_partition(p, pd) {
+                changed.push(p.clone());
+            }
         }
     }
     changed
