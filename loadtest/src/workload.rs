@@ -445,6 +445,7 @@ tenants:
         assert_eq!(
             names,
             [
+                "cell-acksall",
                 "fixed-rate-latency",
                 "many-tenants",
                 "max-throughput",
