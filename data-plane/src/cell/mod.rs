@@ -93,9 +93,9 @@ pub struct Cell {
     /// Changes on every process start, so the controller can tell a restart.
     pub incarnation: Uuid,
     broker_epoch: AtomicI64,
-    image: RwLock<Arc<CellImage>>,
-    /// The metadata offset applied so far (waited on after admin changes).
-    applied: tokio::sync::watch::Sender<u64>,
+    /// The image applied so far, published once reconciled (waited on after admin
+    /// changes, so a client's next request sees what it just created).
+    image: tokio::sync::watch::Sender<Arc<CellImage>>,
     /// Every replica this broker hosts, by topic id and partition.
     replicas: RwLock<HashMap<(Uuid, i32), Arc<Partition>>>,
     fetchers: Mutex<fetcher::Fetchers>,
@@ -120,8 +120,7 @@ impl Cell {
             config,
             incarnation: Uuid::new_v4(),
             broker_epoch: AtomicI64::new(-1),
-            image: RwLock::new(Arc::new(CellImage::default())),
-            applied: tokio::sync::watch::Sender::new(0),
+            image: tokio::sync::watch::Sender::new(Arc::new(CellImage::default())),
             replicas: RwLock::new(HashMap::new()),
             fetchers: Mutex::new(fetcher::Fetchers::default()),
             caught_up: AtomicBool::new(false),
@@ -130,7 +129,7 @@ impl Cell {
     }
 
     pub fn image(&self) -> Arc<CellImage> {
-        self.image.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.image.borrow().clone()
     }
 
     pub fn broker_epoch(&self) -> i64 {
@@ -158,9 +157,9 @@ impl Cell {
     /// Wait until metadata at `offset` is applied here (so a topic just created is
     /// visible to the client's next Metadata request).
     pub async fn wait_applied(&self, offset: u64) -> Result<()> {
-        let mut rx = self.applied.subscribe();
+        let mut rx = self.image.subscribe();
         let waited = tokio::time::timeout(Duration::from_secs(10), async {
-            rx.wait_for(|o| *o >= offset).await.map(|_| ())
+            rx.wait_for(|i| i.offset >= offset).await.map(|_| ())
         })
         .await;
         match waited {

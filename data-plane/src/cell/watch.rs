@@ -23,9 +23,8 @@ pub async fn run(broker: Arc<Broker>, cell: Arc<Cell>, shutdown: CancellationTok
             continue;
         }
         debug!(offset = image.offset, "metadata applied");
-        *cell.image.write().unwrap_or_else(|e| e.into_inner()) = image.clone();
         reconcile::apply(&broker, &cell, &image, &shutdown);
-        cell.applied.send_replace(image.offset);
+        cell.image.send_replace(image);
         // Followers' and leaders' state changed: wake long polls and waiters.
         broker.data_changed.notify_waiters();
     }
