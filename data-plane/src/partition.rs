@@ -440,10 +440,13 @@ impl Partition {
         }
         let end = state.log.log_end_offset();
         drop(state);
-        if self.replica.is_some() {
-            self.advance_leader_hw();
-        } else if !self.durable_hw {
-            self.set_high_watermark(end);
+        // With durable high watermarks an append moves nothing until the flusher runs.
+        if !self.durable_hw {
+            if self.replica.is_some() {
+                self.advance_leader_hw();
+            } else {
+                self.set_high_watermark(end);
+            }
         }
         Ok(outcome)
     }
@@ -498,7 +501,9 @@ impl Partition {
     }
 
     pub fn update_config(&self, config: LogConfig) {
-        self.write_state().log.update_config(config);
+        if *self.read_state().log.config() != config {
+            self.write_state().log.update_config(config);
+        }
     }
 
     /// What an fsync must cover to make every append so far durable.
