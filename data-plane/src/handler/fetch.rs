@@ -27,23 +27,35 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest) -> FetchResponse {
         }
     }
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
+    let min_bytes = req.min_bytes.max(0) as usize;
+    long_poll(broker, wait, || {
+        let (response, bytes) = read_once(broker, &req);
+        let done = bytes >= min_bytes || has_errors(&response);
+        (response, done)
+    })
+    .await
+}
+
+/// Call `read` until it reports it is done or `wait` has passed (then once more), waking
+/// whenever `Broker::data_changed` fires. Interest is registered before each read, so a
+/// change between the read and the wait is not missed.
+pub(crate) async fn long_poll<R>(
+    broker: &Broker,
+    wait: Duration,
+    mut read: impl FnMut() -> (R, bool),
+) -> R {
     let deadline = Instant::now() + wait;
     loop {
-        // Register interest before reading so an append between the read and the wait
-        // is not missed.
         let notified = broker.data_changed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (response, bytes) = read_once(broker, &req);
-        let enough = bytes >= req.min_bytes.max(0) as usize;
-        if enough || Instant::now() >= deadline || has_errors(&response) {
+        let (response, done) = read();
+        if done || Instant::now() >= deadline {
             return response;
         }
         tokio::select! {
             _ = notified => {}
-            _ = tokio::time::sleep_until(deadline) => {
-                return read_once(broker, &req).0;
-            }
+            _ = tokio::time::sleep_until(deadline) => return read().0,
         }
     }
 }

@@ -16,7 +16,6 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
-use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::broker::Broker;
@@ -42,20 +41,11 @@ pub async fn handle(broker: &Arc<Broker>, cell: &Arc<Cell>, req: FetchRequest) -
         broker.data_changed.notify_waiters();
     }
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
-    let deadline = Instant::now() + wait;
-    loop {
-        let notified = broker.data_changed.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let (resp, bytes, errors) = read_once(cell, &req);
-        if bytes > 0 || errors || Instant::now() >= deadline {
-            return resp;
-        }
-        tokio::select! {
-            _ = notified => {}
-            _ = tokio::time::sleep_until(deadline) => return read_once(cell, &req).0,
-        }
-    }
+    super::fetch::long_poll(broker, wait, || {
+        let (resp, bytes, signal) = read_once(cell, &req);
+        (resp, bytes > 0 || signal)
+    })
+    .await
 }
 
 fn resolve(cell: &Cell, topic: &str, index: i32) -> Option<Arc<Partition>> {
