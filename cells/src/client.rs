@@ -93,7 +93,7 @@ impl ControllerClient {
     }
 
     fn pick(&self) -> (usize, Channel) {
-        let targets = self.inner.targets.read().expect("client lock poisoned");
+        let targets = self.inner.targets.read().unwrap_or_else(|e| e.into_inner());
         let i = self.inner.current.load(Ordering::Relaxed) % targets.len();
         (i, targets[i].1.clone())
     }
@@ -103,7 +103,7 @@ impl ControllerClient {
             .inner
             .targets
             .read()
-            .expect("client lock poisoned")
+            .unwrap_or_else(|e| e.into_inner())
             .len();
         let _ = self.inner.current.compare_exchange(
             from,
@@ -115,7 +115,11 @@ impl ControllerClient {
 
     /// Points at `addr` (a leader hint); false if it is where we already were.
     fn follow(&self, addr: &str, from: usize) -> bool {
-        let mut targets = self.inner.targets.write().expect("client lock poisoned");
+        let mut targets = self
+            .inner
+            .targets
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         let i = match targets.iter().position(|(a, _)| a == addr) {
             Some(i) => i,
             None if targets.len() < MAX_ADDRESSES => match channel(addr, &self.inner.options) {

@@ -51,7 +51,7 @@ impl MetadataHub {
 
     /// Reads the current image.
     pub fn image(&self) -> RwLockReadGuard<'_, CellImage> {
-        self.image.read().expect("image lock poisoned")
+        self.image.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The offset of the last applied entry.
@@ -61,14 +61,14 @@ impl MetadataHub {
 
     /// Applies the records committed at `offset` and publishes them.
     pub fn apply(&self, offset: u64, records: Vec<MetadataRecord>) {
-        let mut image = self.image.write().expect("image lock poisoned");
+        let mut image = self.image.write().unwrap_or_else(|e| e.into_inner());
         image.apply(offset, false, &records);
         let update = Arc::new(MetadataUpdate {
             offset,
             is_snapshot: false,
             records,
         });
-        let mut ring = self.ring.lock().expect("ring lock poisoned");
+        let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         if ring.updates.len() == ring.capacity {
             ring.updates.pop_front();
         }
@@ -78,9 +78,9 @@ impl MetadataHub {
 
     /// Replaces the image (an installed snapshot) and tells every watcher.
     pub fn install(&self, offset: u64, records: Vec<MetadataRecord>) {
-        let mut image = self.image.write().expect("image lock poisoned");
+        let mut image = self.image.write().unwrap_or_else(|e| e.into_inner());
         image.apply(offset, true, &records);
-        let mut ring = self.ring.lock().expect("ring lock poisoned");
+        let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         ring.updates.clear();
         let _ = ring.tx.send(Arc::new(MetadataUpdate {
             offset,
@@ -92,7 +92,7 @@ impl MetadataHub {
     /// Starts a watcher that has applied everything up to `after` (0: nothing).
     pub fn subscribe(&self, after: u64) -> Subscription {
         let image = self.image();
-        let ring = self.ring.lock().expect("ring lock poisoned");
+        let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         let live = ring.tx.subscribe();
         let initial = if after >= image.offset {
             Vec::new()

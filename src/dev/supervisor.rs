@@ -70,7 +70,11 @@ impl Shared {
     }
 
     pub fn pid(&self, name: &str) -> Option<u32> {
-        self.pids.lock().expect("pids lock").get(name).copied()
+        self.pids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .copied()
     }
 }
 
@@ -129,7 +133,7 @@ async fn supervise(piece: Piece, shared: Arc<Shared>, stop: CancellationToken) {
         shared
             .pids
             .lock()
-            .expect("pids lock")
+            .unwrap_or_else(|e| e.into_inner())
             .insert(piece.name.clone(), pid);
         let _ = shared.events.send(Event::Started {
             name: piece.name.clone(),
