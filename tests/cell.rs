@@ -9,39 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::cell::Cell;
-use common::clients::{admin, assigned_consumer, base_config};
-use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use common::clients::{assigned_consumer, create_topic_rf, idempotent_producer};
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::Offset;
 
 fn producer(bootstrap: &str) -> FutureProducer {
-    base_config(bootstrap)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "1")
-        .set("message.timeout.ms", "60000")
-        .create()
-        .expect("producer")
-}
-
-async fn create_topic(bootstrap: &str, topic: &str, partitions: i32, rf: i32) {
-    let admin = admin(bootstrap);
-    let results = admin
-        .create_topics(
-            &[NewTopic::new(
-                topic,
-                partitions,
-                TopicReplication::Fixed(rf),
-            )],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
-        )
-        .await
-        .expect("create topics");
-    for r in results {
-        r.expect("topic created");
-    }
+    idempotent_producer(bootstrap, &[("linger.ms", "1")])
 }
 
 /// (leader, isr) of `topic`-`partition` as the cluster's metadata says.
@@ -82,7 +57,7 @@ async fn replicated_writes_survive_leader_sigkill_and_failover_is_measured() {
     let mut cell = Cell::start(1, 3, &[], &[]);
     cell.ready(3).await;
     let bootstrap = cell.bootstrap();
-    create_topic(&bootstrap, "orders", 3, 3).await;
+    create_topic_rf(&bootstrap, "orders", 3, 3, &[]).await;
     let p = producer(&bootstrap);
     for i in 0..300 {
         let v = format!("v{i}");
@@ -191,7 +166,7 @@ async fn a_wiped_broker_re_replicates_and_rejoins_the_isr() {
     let mut cell = Cell::start(1, 3, &[], &[]);
     cell.ready(3).await;
     let bootstrap = cell.bootstrap();
-    create_topic(&bootstrap, "wiped", 2, 3).await;
+    create_topic_rf(&bootstrap, "wiped", 2, 3, &[]).await;
     let p = producer(&bootstrap);
     for i in 0..500 {
         let v = format!("w{i}");

@@ -15,8 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::cell::Cell;
-use common::clients::{admin, base_config};
-use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use common::clients::{base_config, create_topic_rf, idempotent_producer};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -178,24 +177,11 @@ async fn no_acknowledged_write_is_lost_under_kills_and_pauses() {
     let mut cell = Cell::start(3, 3, &[], &[]);
     cell.ready(3).await;
     let bootstrap = cell.bootstrap();
-    admin(&bootstrap)
-        .create_topics(
-            &[NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(3))],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
-        )
-        .await
-        .expect("create topic")
-        .into_iter()
-        .for_each(|r| {
-            r.expect("topic created");
-        });
-    let producer: FutureProducer = base_config(&bootstrap)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "2")
-        .set("message.timeout.ms", "120000")
-        .create()
-        .expect("producer");
+    create_topic_rf(&bootstrap, TOPIC, PARTITIONS, 3, &[]).await;
+    let producer = idempotent_producer(
+        &bootstrap,
+        &[("linger.ms", "2"), ("message.timeout.ms", "120000")],
+    );
     let acked: Acked = Arc::default();
     let failed = Arc::new(Mutex::new(0u64));
     let stop = Arc::new(AtomicBool::new(false));

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::clients::{admin, assigned_consumer, base_config, consume_n, payload};
-use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use common::clients::{
+    admin, assigned_consumer, consume_n, create_topic_rf, idempotent_producer, payload,
+};
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::Offset;
@@ -246,13 +247,7 @@ fn all_pids(endpoints: &Value) -> Vec<i64> {
 }
 
 fn producer(bootstrap: &str) -> FutureProducer {
-    base_config(bootstrap)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "60000")
-        .create()
-        .expect("producer")
+    idempotent_producer(bootstrap, &[("linger.ms", "5")])
 }
 
 fn read_back(bootstrap: &str) -> BTreeSet<String> {
@@ -336,16 +331,7 @@ async fn dev_stack_serves_clients_restarts_a_killed_broker_and_resumes_after_sig
     );
 
     // A replicated topic, 1,000 acks=all idempotent records, read back.
-    let results = admin(&bootstrap)
-        .create_topics(
-            &[NewTopic::new(TOPIC, 3, TopicReplication::Fixed(3))],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
-        )
-        .await
-        .expect("create topics");
-    for r in results {
-        r.expect("topic created");
-    }
+    create_topic_rf(&bootstrap, TOPIC, 3, 3, &[]).await;
     let p = producer(&bootstrap);
     let sends: Vec<_> = (0..RECORDS)
         .map(|i| {

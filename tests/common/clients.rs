@@ -80,16 +80,32 @@ pub fn consume_n(
     seen
 }
 
+/// Create a topic with replication factor 1 (a standalone broker).
 pub async fn create_topic(addr: &str, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    create_topic_rf(addr, name, partitions, 1, configs).await
+}
+
+/// Create a topic through the admin API and fail the test if it is refused.
+pub async fn create_topic_rf(
+    addr: &str,
+    name: &str,
+    partitions: i32,
+    replication_factor: i32,
+    configs: &[(&str, &str)],
+) {
     let admin = admin(addr);
-    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let mut topic = NewTopic::new(
+        name,
+        partitions,
+        TopicReplication::Fixed(replication_factor),
+    );
     for (k, v) in configs {
         topic = topic.set(k, v);
     }
     let res = admin
         .create_topics(
             [&topic],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
         )
         .await
         .expect("create_topics request");
@@ -100,4 +116,16 @@ pub async fn create_topic(addr: &str, name: &str, partitions: i32, configs: &[(&
 
 pub fn payload<'a>(m: &'a BorrowedMessage<'_>) -> &'a [u8] {
     m.payload().unwrap_or_default()
+}
+
+/// An idempotent acks=all producer (the settings every durability test uses), plus `extra`.
+pub fn idempotent_producer(addr: &str, extra: &[(&str, &str)]) -> FutureProducer {
+    let mut c = base_config(addr);
+    c.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", "60000");
+    for (k, v) in extra {
+        c.set(*k, *v);
+    }
+    c.create().expect("producer")
 }
