@@ -88,7 +88,9 @@ pub struct Broker {
     /// Notified whenever a high watermark advances (wakes long-polling fetches).
     pub data_changed: Arc<Notify>,
     pub producer_ids: ProducerIdAllocator,
-    pub groups: Arc<GroupCoordinator>,
+    /// The standalone broker's single coordinator (file store). `None` in a cell, where
+    /// each offsets partition this broker leads has its own (`cell::groups`).
+    pub groups: Option<Arc<GroupCoordinator>>,
     /// The broker's part in its cell; `None` on a standalone broker.
     pub cell: Option<Arc<Cell>>,
 }
@@ -104,6 +106,15 @@ impl TopicView for TopicsView {
             .unwrap_or_else(|e| e.into_inner())
             .get(topic)
             .is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len())
+    }
+}
+
+fn group_config_of(config: &BrokerConfig) -> GroupConfig {
+    GroupConfig {
+        min_session_timeout: config.group_min_session_timeout,
+        max_session_timeout: config.group_max_session_timeout,
+        initial_rebalance_delay: config.group_initial_rebalance_delay,
+        ..GroupConfig::default()
     }
 }
 
@@ -168,19 +179,16 @@ impl Broker {
         };
         info!(topics = topics.len(), %cluster_id, "broker state recovered");
         let topics = Arc::new(RwLock::new(topics));
-        let group_config = GroupConfig {
-            min_session_timeout: config.group_min_session_timeout,
-            max_session_timeout: config.group_max_session_timeout,
-            initial_rebalance_delay: config.group_initial_rebalance_delay,
-            ..GroupConfig::default()
+        let group_config = group_config_of(&config);
+        let groups = if config.cell.is_some() {
+            None
+        } else {
+            let view = Arc::new(TopicsView(topics.clone()));
+            let c = GroupCoordinator::open(&config.data_dir.join("groups"), group_config, view)
+                .await
+                .map_err(|e| Error::Storage(std::io::Error::other(e)))?;
+            Some(c)
         };
-        let groups = GroupCoordinator::open(
-            &config.data_dir.join("groups"),
-            group_config,
-            Arc::new(TopicsView(topics.clone())),
-        )
-        .await
-        .map_err(|e| Error::Storage(std::io::Error::other(e)))?;
         let cell = match config.cell.clone() {
             Some(c) => Some(Arc::new(Cell::new(c)?)),
             None => None,
@@ -212,6 +220,16 @@ impl Broker {
             crate::cell::start(&broker, cell, &shutdown);
         }
         Ok(broker)
+    }
+
+    /// Group coordinator settings from the broker config.
+    pub fn group_config(&self) -> GroupConfig {
+        group_config_of(&self.config)
+    }
+
+    /// The clients' topic view, as coordinators check commits against it.
+    pub fn topic_view(&self) -> Arc<dyn TopicView> {
+        Arc::new(TopicsView(self.topics.clone()))
     }
 
     pub fn durable_hw(&self) -> bool {

@@ -12,12 +12,17 @@
 //! - **Replication**: followers fetch from leaders ([`fetcher`]) with the Kafka Fetch
 //!   protocol; leaders track followers and propose ISR changes to the controller
 //!   ([`isr`]).
+//! - **Groups** ([`groups`]): group state lives in the cell's internal
+//!   `__consumer_offsets` topic ([`group_store`]); a group's coordinator is the leader of
+//!   its offsets partition and moves with that leadership.
 //!
 //! Owns no Raft: the quorum is the `cells` crate's controller; this side only reads the
 //! image and calls the controller's API.
 
 pub mod admin;
 pub mod fetcher;
+pub mod group_store;
+pub mod groups;
 pub mod isr;
 pub mod reconcile;
 pub mod session;
@@ -65,6 +70,9 @@ pub struct CellConfig {
     pub replica_fetch_wait: Duration,
     /// Most bytes one follower fetch asks for.
     pub replica_fetch_max_bytes: usize,
+    /// Partitions of the internal offsets topic when this broker creates it
+    /// (`offsets.topic.num.partitions`); fixed once created.
+    pub offsets_partitions: i32,
 }
 
 impl CellConfig {
@@ -77,6 +85,7 @@ impl CellConfig {
             replica_lag_time_max: Duration::from_secs(10),
             replica_fetch_wait: Duration::from_millis(500),
             replica_fetch_max_bytes: 8 << 20,
+            offsets_partitions: 12,
         }
     }
 }
@@ -104,6 +113,8 @@ pub struct Cell {
     caught_up: AtomicBool,
     /// Leftover replica directories (from before a restart) were swept.
     swept: AtomicBool,
+    /// The group coordinators of the offsets partitions this broker leads.
+    pub groups: groups::CellGroups,
 }
 
 impl Cell {
@@ -125,6 +136,7 @@ impl Cell {
             fetchers: Mutex::new(fetcher::Fetchers::default()),
             caught_up: AtomicBool::new(false),
             swept: AtomicBool::new(false),
+            groups: groups::CellGroups::default(),
         })
     }
 

@@ -1,6 +1,7 @@
 //! Bring the broker in line with a new metadata image: open the replicas assigned to it,
 //! switch each to leader or follower by epoch, drop replicas the image no longer gives
-//! it, rebuild the tenant's topic view, and point the replica fetchers at the leaders.
+//! it, rebuild the tenant's topic view, point the replica fetchers at the leaders, and
+//! load or drop the group coordinators of the offsets partitions it leads.
 //!
 //! Images arrive as committed prefixes of one log, so a replica this process opened and
 //! the image no longer names has really been removed (topic deleted or reassigned).
@@ -102,6 +103,7 @@ pub fn apply(
     }
     broker.replace_topics(tenant_view(cell, image));
     fetcher::update(broker, cell, image, shutdown);
+    cell.groups.reconcile(broker, cell, image);
     if cell.caught_up.load(Ordering::Acquire) && !cell.swept.swap(true, Ordering::AcqRel) {
         sweep_leftovers(broker, image);
     }

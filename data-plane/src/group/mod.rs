@@ -29,7 +29,7 @@ use std::time::Duration;
 
 pub use coordinator::GroupCoordinator;
 pub use state::GroupState;
-pub use store::{FileGroupStore, GroupStore, MemoryGroupStore, Record, StoreFuture};
+pub use store::{FileGroupStore, GroupStore, Materialized, MemoryGroupStore, Record, StoreFuture};
 
 /// Coordinator settings (Kafka's `group.*` and `offsets.retention.*` broker configs).
 #[derive(Clone, Debug)]

@@ -1,80 +1,326 @@
-//! FindCoordinator: a standalone broker coordinates every group; in a cell each group
-//! goes to one live broker chosen by a stable hash of its id, the same on every broker.
-//! (Group state is not yet replicated: when that broker dies its groups restart on
-//! another one without their committed offsets. The cells issue tracks this.)
-//! The group APIs themselves are served by [`crate::group`].
+//! FindCoordinator and the routing of every group API to the coordinator of its group.
+//!
+//! A standalone broker has one coordinator for all groups and answers everything itself.
+//! In a cell a group's coordinator is the leader of its partition of the internal offsets
+//! topic (`cell::groups`): FindCoordinator names that leader (COORDINATOR_NOT_AVAILABLE
+//! while there is none, so clients retry); a single-group request goes to the local
+//! coordinator of that partition or answers NOT_COORDINATOR (COORDINATOR_LOAD_IN_PROGRESS
+//! while it loads); multi-group requests are split by group and merged in request order;
+//! ListGroups merges every local coordinator. The group APIs themselves are served by
+//! [`crate::group`].
 
 use std::sync::Arc;
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
-use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+};
+use kafka_protocol::messages::{
+    delete_groups_response::DeletableGroupResult, describe_groups_response::DescribedGroup,
+    BrokerId, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
+    DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest,
+    HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse,
+    ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse,
+    OffsetFetchRequest, OffsetFetchResponse, ResponseKind, SyncGroupRequest, SyncGroupResponse,
+};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
+use kafka_protocol::ResponseError as E;
 
 use super::s;
 use crate::broker::Broker;
+use crate::group::GroupCoordinator;
 
 const KEY_GROUP: i8 = 0;
+
+/// The coordinator serving `group` on this broker, or the error to answer with.
+fn route(broker: &Broker, group: &str) -> Result<Arc<GroupCoordinator>, E> {
+    match (&broker.groups, &broker.cell) {
+        (Some(c), _) => Ok(c.clone()),
+        (None, Some(cell)) => cell
+            .groups
+            .coordinator(&cell.image(), &cell.config.tenant, group),
+        (None, None) => Err(E::CoordinatorNotAvailable),
+    }
+}
+
+/// Where clients go for `key`: this broker when standalone, else its offsets leader.
+fn locate(broker: &Arc<Broker>, key: &str) -> Result<(i32, String, i32), E> {
+    match &broker.cell {
+        None => Ok((
+            broker.config.node_id,
+            broker.config.advertised_host.clone(),
+            broker.config.advertised_port as i32,
+        )),
+        Some(cell) => crate::cell::groups::locate(cell, &cell.config.tenant, key)
+            .map(|(id, host, port)| (id, host, port as i32)),
+    }
+}
 
 pub fn find_coordinator(
     broker: &Arc<Broker>,
     req: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    let supported = req.key_type == KEY_GROUP;
-    let message = (!supported)
-        .then(|| s("only consumer group coordinators exist on this broker (no transactions)"));
-    let code = if supported {
-        0
-    } else {
-        ResponseError::CoordinatorNotAvailable.code()
+    let answer = |key: &str| -> Result<(i32, String, i32), (E, StrBytes)> {
+        if req.key_type != KEY_GROUP {
+            return Err((
+                E::CoordinatorNotAvailable,
+                s("only consumer group coordinators exist on this broker (no transactions)"),
+            ));
+        }
+        locate(broker, key)
+            .map_err(|e| (e, s("the group's coordinator is not available yet; retry")))
     };
     if version >= 4 {
         let coordinators = req
             .coordinator_keys
-            .into_iter()
-            .map(|key: StrBytes| {
-                let (node, host, port) = coordinator_for(broker, key.as_str());
-                let mut c = Coordinator::default()
-                    .with_key(key)
-                    .with_error_code(code)
-                    .with_error_message(message.clone());
-                if supported {
-                    c = c.with_node_id(node).with_host(host).with_port(port);
-                } else {
-                    c = c.with_node_id(BrokerId(-1)).with_port(-1);
+            .iter()
+            .map(|key| {
+                let c = Coordinator::default().with_key(key.clone());
+                match answer(key.as_str()) {
+                    Ok((node, host, port)) => c
+                        .with_node_id(BrokerId(node))
+                        .with_host(s(&host))
+                        .with_port(port),
+                    Err((e, m)) => c
+                        .with_error_code(e.code())
+                        .with_error_message(Some(m))
+                        .with_node_id(BrokerId(-1))
+                        .with_port(-1),
                 }
-                c
             })
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    let mut r = FindCoordinatorResponse::default().with_error_code(code);
-    if supported {
-        let (node, host, port) = coordinator_for(broker, req.key.as_str());
-        r = r.with_node_id(node).with_host(host).with_port(port);
-    } else {
-        r = r.with_node_id(BrokerId(-1)).with_port(-1);
-        if version >= 1 {
-            r.error_message = message;
+    match answer(req.key.as_str()) {
+        Ok((node, host, port)) => FindCoordinatorResponse::default()
+            .with_node_id(BrokerId(node))
+            .with_host(s(&host))
+            .with_port(port),
+        Err((e, m)) => {
+            let mut r = FindCoordinatorResponse::default()
+                .with_error_code(e.code())
+                .with_node_id(BrokerId(-1))
+                .with_port(-1);
+            if version >= 1 {
+                r.error_message = Some(m);
+            }
+            r
         }
     }
-    r
 }
 
-/// The broker coordinating group `key`: FNV-1a of the id over the live brokers by id.
-fn coordinator_for(broker: &Broker, key: &str) -> (BrokerId, StrBytes, i32) {
-    let mut live = broker.live_brokers();
-    live.sort_by_key(|b| b.0);
-    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    });
-    match live.get((hash % live.len().max(1) as u64) as usize) {
-        Some((id, host, port)) => (BrokerId(*id), s(host), *port as i32),
-        None => (
-            BrokerId(broker.config.node_id),
-            s(&broker.config.advertised_host),
-            broker.config.advertised_port as i32,
-        ),
+pub async fn join_group(
+    broker: &Broker,
+    req: JoinGroupRequest,
+    version: i16,
+    client_id: &str,
+    host: &str,
+) -> ResponseKind {
+    match route(broker, req.group_id.as_str()) {
+        Ok(c) => c.join_group(req, version, client_id, host).await.into(),
+        Err(e) => {
+            let mut r = JoinGroupResponse::default()
+                .with_error_code(e.code())
+                .with_generation_id(-1)
+                .with_member_id(req.member_id);
+            if version < 7 {
+                // Not nullable before v7.
+                r.protocol_name = Some(s(""));
+            }
+            r.into()
+        }
     }
+}
+
+pub async fn sync_group(broker: &Broker, req: SyncGroupRequest, version: i16) -> ResponseKind {
+    match route(broker, req.group_id.as_str()) {
+        Ok(c) => c.sync_group(req, version).await.into(),
+        Err(e) => SyncGroupResponse::default()
+            .with_error_code(e.code())
+            .into(),
+    }
+}
+
+pub async fn heartbeat(broker: &Broker, req: HeartbeatRequest, version: i16) -> ResponseKind {
+    match route(broker, req.group_id.as_str()) {
+        Ok(c) => c.heartbeat(req, version).await.into(),
+        Err(e) => HeartbeatResponse::default()
+            .with_error_code(e.code())
+            .into(),
+    }
+}
+
+pub async fn leave_group(broker: &Broker, req: LeaveGroupRequest, version: i16) -> ResponseKind {
+    match route(broker, req.group_id.as_str()) {
+        Ok(c) => c.leave_group(req, version).await.into(),
+        Err(e) => LeaveGroupResponse::default()
+            .with_error_code(e.code())
+            .into(),
+    }
+}
+
+pub async fn offset_commit(
+    broker: &Broker,
+    req: OffsetCommitRequest,
+    version: i16,
+) -> ResponseKind {
+    match route(broker, req.group_id.as_str()) {
+        Ok(c) => c.offset_commit(req, version).await.into(),
+        Err(e) => {
+            let topics = req
+                .topics
+                .into_iter()
+                .map(|t| {
+                    let partitions = t
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(e.code())
+                        })
+                        .collect();
+                    OffsetCommitResponseTopic::default()
+                        .with_name(t.name)
+                        .with_partitions(partitions)
+                })
+                .collect();
+            OffsetCommitResponse::default().with_topics(topics).into()
+        }
+    }
+}
+
+pub async fn offset_fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> ResponseKind {
+    if version < 8 {
+        return match route(broker, req.group_id.as_str()) {
+            Ok(c) => c.offset_fetch(req, version).await.into(),
+            Err(e) => {
+                // v0-1 have no top-level error code: every partition carries it.
+                let topics = req
+                    .topics
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|t| {
+                        let partitions = t
+                            .partition_indexes
+                            .iter()
+                            .map(|p| {
+                                OffsetFetchResponsePartition::default()
+                                    .with_partition_index(*p)
+                                    .with_committed_offset(-1)
+                                    .with_error_code(e.code())
+                            })
+                            .collect();
+                        OffsetFetchResponseTopic::default()
+                            .with_name(t.name)
+                            .with_partitions(partitions)
+                    })
+                    .collect();
+                OffsetFetchResponse::default()
+                    .with_topics(topics)
+                    .with_error_code(e.code())
+                    .into()
+            }
+        };
+    }
+    if let Some(c) = &broker.groups {
+        return c.offset_fetch(req, version).await.into();
+    }
+    let mut groups = Vec::with_capacity(req.groups.len());
+    for g in &req.groups {
+        let answer = match route(broker, g.group_id.as_str()) {
+            Ok(c) => {
+                let one = req.clone().with_groups(vec![g.clone()]);
+                c.offset_fetch(one, version).await.groups.into_iter().next()
+            }
+            Err(e) => Some(
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id.clone())
+                    .with_error_code(e.code()),
+            ),
+        };
+        groups.extend(answer);
+    }
+    OffsetFetchResponse::default().with_groups(groups).into()
+}
+
+pub async fn describe_groups(
+    broker: &Broker,
+    req: DescribeGroupsRequest,
+    version: i16,
+) -> ResponseKind {
+    if let Some(c) = &broker.groups {
+        return c.describe_groups(req, version).await.into();
+    }
+    let mut groups = Vec::with_capacity(req.groups.len());
+    for g in &req.groups {
+        let described = match route(broker, g.as_str()) {
+            Ok(c) => {
+                let one = req.clone().with_groups(vec![g.clone()]);
+                c.describe_groups(one, version)
+                    .await
+                    .groups
+                    .into_iter()
+                    .next()
+            }
+            Err(e) => Some(
+                DescribedGroup::default()
+                    .with_group_id(g.clone())
+                    .with_error_code(e.code()),
+            ),
+        };
+        groups.extend(described);
+    }
+    DescribeGroupsResponse::default().with_groups(groups).into()
+}
+
+pub async fn delete_groups(
+    broker: &Broker,
+    req: DeleteGroupsRequest,
+    version: i16,
+) -> ResponseKind {
+    if let Some(c) = &broker.groups {
+        return c.delete_groups(req, version).await.into();
+    }
+    let mut results = Vec::with_capacity(req.groups_names.len());
+    for g in &req.groups_names {
+        let result = match route(broker, g.as_str()) {
+            Ok(c) => {
+                let one = req.clone().with_groups_names(vec![g.clone()]);
+                c.delete_groups(one, version)
+                    .await
+                    .results
+                    .into_iter()
+                    .next()
+            }
+            Err(e) => Some(
+                DeletableGroupResult::default()
+                    .with_group_id(g.clone())
+                    .with_error_code(e.code()),
+            ),
+        };
+        results.extend(result);
+    }
+    DeleteGroupsResponse::default().with_results(results).into()
+}
+
+pub async fn list_groups(broker: &Broker, req: ListGroupsRequest, version: i16) -> ResponseKind {
+    let coordinators = match (&broker.groups, &broker.cell) {
+        (Some(c), _) => vec![c.clone()],
+        (None, Some(cell)) => cell.groups.loaded(),
+        (None, None) => vec![],
+    };
+    let mut merged = ListGroupsResponse::default();
+    for c in coordinators {
+        let r = c.list_groups(req.clone(), version).await;
+        if r.error_code != 0 {
+            merged.error_code = r.error_code;
+        }
+        merged.groups.extend(r.groups);
+    }
+    merged.into()
 }

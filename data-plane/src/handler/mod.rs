@@ -97,24 +97,18 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request)
                     .unwrap_or_default(),
                 session.peer.ip().to_string(),
             );
-            later(async move { b.groups.join_group(r, v, &client_id, &host).await.into() })
+            later(async move { groups::join_group(&b, r, v, &client_id, &host).await })
         }
-        RequestKind::SyncGroup(r) => later(async move { b.groups.sync_group(r, v).await.into() }),
-        RequestKind::Heartbeat(r) => later(async move { b.groups.heartbeat(r, v).await.into() }),
-        RequestKind::LeaveGroup(r) => later(async move { b.groups.leave_group(r, v).await.into() }),
-        RequestKind::OffsetCommit(r) => {
-            later(async move { b.groups.offset_commit(r, v).await.into() })
-        }
-        RequestKind::OffsetFetch(r) => {
-            later(async move { b.groups.offset_fetch(r, v).await.into() })
-        }
+        RequestKind::SyncGroup(r) => later(async move { groups::sync_group(&b, r, v).await }),
+        RequestKind::Heartbeat(r) => later(async move { groups::heartbeat(&b, r, v).await }),
+        RequestKind::LeaveGroup(r) => later(async move { groups::leave_group(&b, r, v).await }),
+        RequestKind::OffsetCommit(r) => later(async move { groups::offset_commit(&b, r, v).await }),
+        RequestKind::OffsetFetch(r) => later(async move { groups::offset_fetch(&b, r, v).await }),
         RequestKind::DescribeGroups(r) => {
-            later(async move { b.groups.describe_groups(r, v).await.into() })
+            later(async move { groups::describe_groups(&b, r, v).await })
         }
-        RequestKind::ListGroups(r) => later(async move { b.groups.list_groups(r, v).await.into() }),
-        RequestKind::DeleteGroups(r) => {
-            later(async move { b.groups.delete_groups(r, v).await.into() })
-        }
+        RequestKind::ListGroups(r) => later(async move { groups::list_groups(&b, r, v).await }),
+        RequestKind::DeleteGroups(r) => later(async move { groups::delete_groups(&b, r, v).await }),
         other => {
             // Decoding only admits APIs listed in `api_versions`, so this is a wiring bug.
             warn!(request = ?std::mem::discriminant(&other), "no handler for an advertised API");
