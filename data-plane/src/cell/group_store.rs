@@ -11,8 +11,8 @@
 //!
 //! Guarantees (those of the trait):
 //! - order: `append` appends to the log synchronously, in the caller's call order;
-//! - durability: its future resolves `Ok` only once the partition's high watermark passed
-//!   the batch (durable on the leader and copied by every in-sync replica), bounded by
+//! - durability: refused below `min.insync.replicas`; its future resolves `Ok` only once
+//!   the partition's high watermark passed the batch (durable on the leader and copied by every in-sync replica), bounded by
 //!   [`APPEND_TIMEOUT`]; a change of leader epoch fails it (the batch may be truncated);
 //! - `recover` folds the whole log up to the high watermark, read in bounded chunks, after
 //!   waiting (bounded) for the high watermark to reach the log end this leader started with.
@@ -81,6 +81,10 @@ impl PartitionGroupStore {
     /// Appends one batch as leader; returns its last offset.
     fn append_now(&self, records: &[Record]) -> Result<i64, GroupError> {
         self.still_leading()?;
+        // As Kafka's coordinator writes with acks=-1: refuse below min.insync.replicas.
+        self.partition
+            .check_min_isr()
+            .map_err(|e| GroupError::Unavailable(e.to_string()))?;
         let batch = encode_batch(records, now_ms())?;
         let outcome = self
             .partition
@@ -100,6 +104,11 @@ impl GroupStore for PartitionGroupStore {
     fn recover(&self) -> StoreFuture<Vec<Record>> {
         let partition = self.partition.clone();
         let epoch = self.epoch;
+        // What this broker wrote as a follower is not fsynced yet, and with a durable high
+        // watermark nothing else would flush it before the next append: flush it now.
+        if let Some(f) = &self.flusher {
+            f.mark_dirty(partition.clone());
+        }
         Box::pin(async move {
             let end = partition.log_end_offset();
             if end > 0 && partition.high_watermark() < end {
