@@ -167,6 +167,7 @@ async fn controller_quorum_end_to_end() {
                 incarnation_id: format!("inc-{id}"),
                 zone: zone.into(),
                 kafka: endpoint(9090 + id as u32),
+                sasl: None,
             })
             .await
             .unwrap();
@@ -184,6 +185,7 @@ async fn controller_quorum_end_to_end() {
             incarnation_id: "inc-1".into(),
             zone: "zone-a".into(),
             kafka: endpoint(9091),
+            sasl: None,
         })
         .await
         .unwrap();
@@ -510,6 +512,7 @@ async fn controller_quorum_end_to_end() {
             incarnation_id: "inc-3b".into(),
             zone: "zone-c".into(),
             kafka: endpoint(9093),
+            sasl: None,
         })
         .await
         .unwrap();

@@ -34,6 +34,7 @@ impl Controller {
             broker_epoch: 0,
             zone: req.zone.clone(),
             kafka: req.kafka.clone(),
+            sasl: req.sasl.clone(),
             state: BrokerState::Fenced as i32,
         }))];
         records.extend(partitions(elect::move_away(

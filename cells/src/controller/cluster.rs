@@ -110,6 +110,7 @@ impl Controller {
                 zone: b.zone.clone(),
                 state: b.state,
                 kafka: b.kafka.clone(),
+                sasl: b.sasl.clone(),
                 ..Default::default()
             })
             .collect();
@@ -151,6 +152,7 @@ impl Controller {
             logical_clusters: image.clusters.len() as u32,
             partitions,
             bootstrap: active.iter().filter_map(|b| b.kafka.clone()).collect(),
+            sasl_bootstrap: active.iter().filter_map(|b| b.sasl.clone()).collect(),
             brokers,
             load,
             metadata_offset: image.offset,
