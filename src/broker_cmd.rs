@@ -4,6 +4,11 @@
 //! `--standalone` runs one broker alone; `--controllers` makes it a broker of a cell,
 //! which takes its metadata from the cell's controller quorum and replicates
 //! partitions with the other brokers (on shutdown it first moves its leaderships away).
+//!
+//! A cell broker has two listeners: PLAINTEXT (`--listen`), where the cell's brokers
+//! replicate (and, with `--tenant`, one logical cluster's clients connect without
+//! authentication: local development only), and SASL_PLAINTEXT (`--sasl-listen`), where
+//! tenants' clients authenticate with an API key and are bound to its cluster.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +18,7 @@ use clap::{Args, ValueEnum};
 use data_plane::broker::Broker;
 use data_plane::cell::CellConfig;
 use data_plane::config::{BrokerConfig, FsyncPolicy};
+use data_plane::connection::Listener;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -54,7 +60,8 @@ pub struct BrokerArgs {
     /// How often retention runs, in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     retention_check_ms: u64,
-    /// Write the bound address to this file once listening (for scripts and tests).
+    /// Write the bound address to this file once listening (for scripts and tests); a
+    /// second line `sasl=ADDR` gives the SASL listener's.
     #[arg(long)]
     port_file: Option<PathBuf>,
     /// The cell's controller voters (gRPC `HOST:PORT`, comma-separated): run as a broker
@@ -64,10 +71,16 @@ pub struct BrokerArgs {
     /// Availability zone of this broker (cells spread replicas across zones).
     #[arg(long, default_value = "zone-a")]
     zone: String,
-    /// The logical cluster this listener's clients belong to (until SASL binds one per
-    /// connection).
-    #[arg(long, default_value = "lkc-local")]
-    tenant: String,
+    /// Bind unauthenticated PLAINTEXT clients to this logical cluster (local development;
+    /// without it, a cell broker's PLAINTEXT listener serves only replication).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Address of the SASL_PLAINTEXT listener for tenants' clients (cell brokers).
+    #[arg(long, requires = "controllers")]
+    sasl_listen: Option<SocketAddr>,
+    /// Host and port advertised for the SASL listener; defaults to its bound address.
+    #[arg(long, requires = "sasl_listen")]
+    advertised_sasl_listener: Option<String>,
     /// Heartbeat interval to the controller, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     heartbeat_ms: u64,
@@ -87,6 +100,14 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let bound = listener.local_addr()?;
+    let sasl_listener = match args.sasl_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--sasl-listen)"))?,
+        ),
+        None => None,
+    };
     let mut config = BrokerConfig::standalone(&args.data_dir);
     config.node_id = args.node_id;
     config.max_request_bytes = args.max_request_bytes;
@@ -96,20 +117,24 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         Fsync::Always => FsyncPolicy::Always,
         Fsync::Never => FsyncPolicy::Never,
     };
-    match &args.advertised_listener {
-        Some(adv) => {
-            let (host, port) = adv
-                .rsplit_once(':')
-                .context("--advertised-listener must be HOST:PORT")?;
-            config.advertised_host = host.to_string();
-            config.advertised_port = port.parse().context("--advertised-listener port")?;
-        }
-        None => {
-            config.advertised_host = bound.ip().to_string();
-            config.advertised_port = bound.port();
-        }
+    (config.advertised_host, config.advertised_port) = advertised(
+        args.advertised_listener.as_deref(),
+        bound,
+        "--advertised-listener",
+    )?;
+    if let Some(l) = &sasl_listener {
+        config.sasl_advertised = Some(advertised(
+            args.advertised_sasl_listener.as_deref(),
+            l.local_addr()?,
+            "--advertised-sasl-listener",
+        )?);
     }
     if !args.controllers.is_empty() {
+        if let Some(t) = &args.tenant {
+            if !data_plane::namespace::valid_tenant_id(t) {
+                bail!("--tenant {t}: not a logical cluster id (letters, digits, '-', '_'; not starting with \"__\")");
+            }
+        }
         let mut cell = CellConfig::new(args.controllers.clone(), args.tenant.clone());
         cell.zone = args.zone.clone();
         cell.heartbeat_interval = std::time::Duration::from_millis(args.heartbeat_ms.max(10));
@@ -123,7 +148,12 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot open broker state in {}", args.data_dir.display()))?;
     if let Some(path) = &args.port_file {
-        data_plane::fsutil::write_atomic(path, bound.to_string().as_bytes())?;
+        // The PLAINTEXT address, then `sasl=ADDR` when there is a SASL listener.
+        let mut text = bound.to_string();
+        if let Some(l) = &sasl_listener {
+            text.push_str(&format!("\nsasl={}", l.local_addr()?));
+        }
+        data_plane::fsutil::write_atomic(path, text.as_bytes())?;
     }
     let role = if broker.cell.is_some() {
         "cell"
@@ -133,9 +163,18 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     info!(%bound, data_dir = %args.data_dir.display(), role, "broker ready");
     let server = tokio::spawn(data_plane::server::serve(
         listener,
+        Listener::Plaintext,
         broker.clone(),
         shutdown.clone(),
     ));
+    let sasl_server = sasl_listener.map(|l| {
+        tokio::spawn(data_plane::server::serve(
+            l,
+            Listener::Sasl,
+            broker.clone(),
+            shutdown.clone(),
+        ))
+    });
     crate::wait_for_signal().await;
     info!("shutting down");
     if let Some(cell) = &broker.cell {
@@ -148,5 +187,24 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     }
     shutdown.cancel();
     let _ = server.await;
+    if let Some(s) = sasl_server {
+        let _ = s.await;
+    }
     Ok(())
+}
+
+/// The (host, port) to advertise: `flag`'s `HOST:PORT` if given, else the bound address.
+fn advertised(flag: Option<&str>, bound: SocketAddr, name: &str) -> anyhow::Result<(String, u16)> {
+    match flag {
+        Some(adv) => {
+            let (host, port) = adv
+                .rsplit_once(':')
+                .with_context(|| format!("{name} must be HOST:PORT"))?;
+            Ok((
+                host.to_string(),
+                port.parse().with_context(|| format!("{name} port"))?,
+            ))
+        }
+        None => Ok((bound.ip().to_string(), bound.port())),
+    }
 }

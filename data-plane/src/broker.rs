@@ -1,11 +1,13 @@
-//! The broker's state: topics and their partitions, the durable topic catalog, the flusher,
-//! producer ids and the group coordinator; and the topic operations the admin APIs use.
+//! The broker's state: every tenant's topics and their partitions, the durable topic
+//! catalog, the flusher, producer ids and the group coordinator; and the topic operations
+//! the admin APIs use. Every topic operation names the tenant whose namespace it works in
+//! ([`crate::namespace`]).
 //!
 //! Topics are copy-on-write: a change builds a new `Arc<Topic>` and swaps it into the map,
 //! so readers never see a half-changed topic. Admin changes are serialised by one async
 //! mutex and persisted to `topics.json` before they are answered.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,12 +17,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use crate::auth::FailureLimiter;
 use crate::cell::Cell;
 use crate::config::{BrokerConfig, FsyncPolicy};
+use crate::connection::Listener;
 use crate::error::{Error, Result};
 use crate::flusher::Flusher;
 use crate::fsutil::write_atomic;
 use crate::group::{GroupConfig, GroupCoordinator, TopicView};
+use crate::namespace::{group_tenant, Namespaces, TenantId};
 use crate::partition::Partition;
 use crate::producer_ids::ProducerIdAllocator;
 use crate::topic_config;
@@ -79,8 +84,11 @@ struct TopicRecord {
 
 pub struct Broker {
     pub config: BrokerConfig,
-    pub cluster_id: String,
-    topics: Arc<RwLock<HashMap<String, Arc<Topic>>>>,
+    /// The logical cluster unauthenticated PLAINTEXT clients are bound to: a standalone
+    /// broker's own cluster id, or `--tenant` of a cell broker (local development);
+    /// `None` when the PLAINTEXT listener serves only replication.
+    pub plaintext_tenant: Option<TenantId>,
+    topics: Arc<RwLock<Namespaces>>,
     admin: tokio::sync::Mutex<()>,
     /// Broker-wide budget of request bytes read but not yet handled.
     pub request_memory: Arc<Semaphore>,
@@ -93,18 +101,34 @@ pub struct Broker {
     pub groups: Option<Arc<GroupCoordinator>>,
     /// The broker's part in its cell; `None` on a standalone broker.
     pub cell: Option<Arc<Cell>>,
+    /// Failed authentications per source address.
+    pub auth_failures: FailureLimiter,
+    /// Open connections, across all listeners (`max_connections`).
+    pub connection_slots: Arc<Semaphore>,
+    pub next_connection_id: std::sync::atomic::AtomicU64,
 }
 
 /// The coordinator's view of topics: shares the broker's topic map, so the coordinator
-/// can be opened before the broker that owns it.
-struct TopicsView(Arc<RwLock<HashMap<String, Arc<Topic>>>>);
+/// can be opened before the broker that owns it. A group's topics are its tenant's: the
+/// standalone tenant, or in a cell the tenant its (scoped) group id names.
+struct TopicsView {
+    topics: Arc<RwLock<Namespaces>>,
+    standalone_tenant: Option<TenantId>,
+}
 
 impl TopicView for TopicsView {
-    fn partition_exists(&self, topic: &str, partition: i32) -> bool {
-        self.0
+    fn partition_exists(&self, group: &str, topic: &str, partition: i32) -> bool {
+        let tenant = match &self.standalone_tenant {
+            Some(t) => t.as_ref(),
+            None => match group_tenant(group) {
+                Some(t) => t,
+                None => return false,
+            },
+        };
+        self.topics
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(topic)
+            .topic(tenant, topic)
             .is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len())
     }
 }
@@ -158,9 +182,9 @@ impl Broker {
         std::fs::create_dir_all(config.data_dir.join("logs"))?;
         // Every broker of a cell reports the logical cluster its clients see, so a client
         // talking to several brokers sees one cluster.
-        let cluster_id = match &config.cell {
-            Some(cell) => cell.tenant.clone(),
-            None => load_or_create_cluster_id(&config.data_dir)?,
+        let plaintext_tenant: Option<TenantId> = match &config.cell {
+            Some(cell) => cell.plaintext_tenant.as_deref().map(Into::into),
+            None => Some(load_or_create_cluster_id(&config.data_dir)?.into()),
         };
         let producer_ids_path = config.data_dir.join("producer-ids");
         let producer_ids = if config.cell.is_some() {
@@ -170,20 +194,29 @@ impl Broker {
         };
         let cfg = config.clone();
         // In a cell, topics come from the controller's metadata, not a local catalog.
-        let topics = if config.cell.is_some() {
-            HashMap::new()
-        } else {
-            tokio::task::spawn_blocking(move || load_topics(&cfg))
-                .await
-                .map_err(|e| Error::Storage(std::io::Error::other(e)))??
+        let topics = match (&config.cell, &plaintext_tenant) {
+            (None, Some(tenant)) => {
+                let tenant = tenant.clone();
+                tokio::task::spawn_blocking(move || load_topics(&cfg, &tenant))
+                    .await
+                    .map_err(|e| Error::Storage(std::io::Error::other(e)))??
+            }
+            _ => Namespaces::default(),
         };
-        info!(topics = topics.len(), %cluster_id, "broker state recovered");
+        let cluster = plaintext_tenant.as_deref().unwrap_or("-");
+        info!(
+            topics = topics.all_topics().len(),
+            cluster, "broker state recovered"
+        );
         let topics = Arc::new(RwLock::new(topics));
         let group_config = group_config_of(&config);
         let groups = if config.cell.is_some() {
             None
         } else {
-            let view = Arc::new(TopicsView(topics.clone()));
+            let view = Arc::new(TopicsView {
+                topics: topics.clone(),
+                standalone_tenant: plaintext_tenant.clone(),
+            });
             let c = GroupCoordinator::open(&config.data_dir.join("groups"), group_config, view)
                 .await
                 .map_err(|e| Error::Storage(std::io::Error::other(e)))?;
@@ -193,6 +226,7 @@ impl Broker {
             Some(c) => Some(Arc::new(Cell::new(c)?)),
             None => None,
         };
+        let max_connections = config.max_connections;
         let broker = Arc::new(Broker {
             cell,
             request_memory: Arc::new(Semaphore::new(
@@ -201,13 +235,16 @@ impl Broker {
                     .max(1 << 20),
             )),
             config,
-            cluster_id,
+            plaintext_tenant,
             topics,
             admin: tokio::sync::Mutex::new(()),
             flusher: Arc::new(Flusher::default()),
             data_changed: Arc::new(Notify::new()),
             producer_ids,
             groups,
+            auth_failures: FailureLimiter::default(),
+            connection_slots: Arc::new(Semaphore::new(max_connections)),
+            next_connection_id: std::sync::atomic::AtomicU64::new(1),
         });
         tokio::spawn(
             broker
@@ -229,34 +266,38 @@ impl Broker {
 
     /// The clients' topic view, as coordinators check commits against it.
     pub fn topic_view(&self) -> Arc<dyn TopicView> {
-        Arc::new(TopicsView(self.topics.clone()))
+        Arc::new(TopicsView {
+            topics: self.topics.clone(),
+            standalone_tenant: match self.cell {
+                Some(_) => None,
+                None => self.plaintext_tenant.clone(),
+            },
+        })
     }
 
     pub fn durable_hw(&self) -> bool {
         self.config.fsync == FsyncPolicy::Always
     }
 
-    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
-        self.topics
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned()
+    fn namespaces(&self) -> std::sync::RwLockReadGuard<'_, Namespaces> {
+        self.topics.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
-        self.topics
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .find(|t| t.id == id)
-            .cloned()
+    /// Topic `name` of `tenant`.
+    pub fn topic(&self, tenant: &str, name: &str) -> Option<Arc<Topic>> {
+        self.namespaces().topic(tenant, name)
     }
 
-    /// This broker's replica of `topic`-`index`: UNKNOWN_TOPIC_OR_PARTITION when there is
-    /// no such partition, NOT_LEADER_OR_FOLLOWER when it lives on other brokers.
-    pub fn partition(&self, topic: &str, index: i32) -> Result<Arc<Partition>> {
-        let slot = self.topic(topic).and_then(|t| {
+    /// Topic `id` of `tenant` (another tenant's id is not found).
+    pub fn topic_by_id(&self, tenant: &str, id: Uuid) -> Option<Arc<Topic>> {
+        self.namespaces().topic_by_id(tenant, id)
+    }
+
+    /// This broker's replica of `tenant`'s `topic`-`index`: UNKNOWN_TOPIC_OR_PARTITION
+    /// when there is no such partition, NOT_LEADER_OR_FOLLOWER when it lives on other
+    /// brokers.
+    pub fn partition(&self, tenant: &str, topic: &str, index: i32) -> Result<Arc<Partition>> {
+        let slot = self.topic(tenant, topic).and_then(|t| {
             usize::try_from(index)
                 .ok()
                 .and_then(|i| t.partitions.get(i).cloned())
@@ -270,17 +311,14 @@ impl Broker {
         }
     }
 
-    /// All topics, sorted by name.
-    pub fn topics(&self) -> Vec<Arc<Topic>> {
-        let mut all: Vec<_> = self
-            .topics
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        all.sort_by(|a, b| a.name.cmp(&b.name));
-        all
+    /// `tenant`'s topics, sorted by name.
+    pub fn topics(&self, tenant: &str) -> Vec<Arc<Topic>> {
+        self.namespaces().topics(tenant)
+    }
+
+    /// Every tenant's topics: for housekeeping and metrics, never for a client's answer.
+    pub fn all_topics(&self) -> Vec<Arc<Topic>> {
+        self.namespaces().all_topics()
     }
 
     pub(crate) fn partition_dir(&self, topic_id: Uuid, index: i32) -> PathBuf {
@@ -288,14 +326,14 @@ impl Broker {
     }
 
     /// Replace the whole topic view (a cell broker, after a metadata change).
-    pub(crate) fn replace_topics(&self, topics: HashMap<String, Arc<Topic>>) {
+    pub(crate) fn replace_topics(&self, topics: Namespaces) {
         *self.topics.write().unwrap_or_else(|e| e.into_inner()) = topics;
     }
 
-    /// Brokers clients may be sent to, as (id, host, port).
-    pub fn live_brokers(&self) -> Vec<(i32, String, u16)> {
+    /// Brokers clients of `listener` may be sent to, as (id, host, port).
+    pub fn live_brokers(&self, listener: Listener) -> Vec<(i32, String, u16)> {
         match &self.cell {
-            Some(cell) => cell.live_brokers(),
+            Some(cell) => cell.live_brokers(listener),
             None => vec![(
                 self.config.node_id,
                 self.config.advertised_host.clone(),
@@ -307,6 +345,7 @@ impl Broker {
     /// Create a topic. `partitions` / `replication_factor` of -1 mean the broker default.
     pub async fn create_topic(
         &self,
+        tenant: &TenantId,
         name: &str,
         partitions: i32,
         replication_factor: i16,
@@ -320,6 +359,7 @@ impl Broker {
             )?;
             let (id, count, _rf) = crate::cell::admin::create_topic(
                 cell,
+                tenant,
                 name,
                 partitions,
                 replication_factor,
@@ -327,7 +367,7 @@ impl Broker {
                 validate_only,
             )
             .await?;
-            return Ok(match self.topic(name) {
+            return Ok(match self.topic(tenant, name) {
                 Some(t) if !validate_only => t,
                 _ => Arc::new(Topic {
                     name: name.to_string(),
@@ -353,8 +393,9 @@ impl Broker {
             )));
         }
         topic_config::validate_all(configs.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))))?;
+        self.check_standalone_tenant(tenant)?;
         let _admin = self.admin.lock().await;
-        if self.topic(name).is_some() {
+        if self.topic(tenant, name).is_some() {
             return Err(Error::TopicAlreadyExists(format!(
                 "topic `{name}` already exists"
             )));
@@ -387,29 +428,40 @@ impl Broker {
             configs,
             partitions: parts,
         });
-        self.install(topic.clone())?;
+        self.install(tenant, topic.clone())?;
         info!(topic = name, partitions, "topic created");
         Ok(topic)
     }
 
-    /// Swap `topic` into the map and persist the catalog.
-    fn install(&self, topic: Arc<Topic>) -> Result<()> {
-        let mut map = self.topics.write().unwrap_or_else(|e| e.into_inner());
-        map.insert(topic.name.clone(), topic);
-        persist_topics(&self.config, &map)
+    /// A standalone broker has one tenant; any other has no topics here.
+    fn check_standalone_tenant(&self, tenant: &str) -> Result<()> {
+        match &self.plaintext_tenant {
+            Some(t) if t.as_ref() == tenant => Ok(()),
+            _ => Err(Error::UnknownTopicOrPartition(format!(
+                "logical cluster `{tenant}` is not served by this broker"
+            ))),
+        }
     }
 
-    pub async fn delete_topic(&self, name: &str) -> Result<Uuid> {
+    /// Swap `topic` into the standalone catalog and persist it.
+    fn install(&self, tenant: &TenantId, topic: Arc<Topic>) -> Result<()> {
+        let mut map = self.topics.write().unwrap_or_else(|e| e.into_inner());
+        map.insert(tenant, topic);
+        persist_topics(&self.config, map.tenant(tenant))
+    }
+
+    pub async fn delete_topic(&self, tenant: &TenantId, name: &str) -> Result<Uuid> {
         if let Some(cell) = &self.cell {
-            return crate::cell::admin::delete_topic(cell, name).await;
+            return crate::cell::admin::delete_topic(cell, tenant, name).await;
         }
+        self.check_standalone_tenant(tenant)?;
         let _admin = self.admin.lock().await;
         let topic = {
             let mut map = self.topics.write().unwrap_or_else(|e| e.into_inner());
-            let topic = map.remove(name).ok_or_else(|| {
+            let topic = map.remove(tenant, name).ok_or_else(|| {
                 Error::UnknownTopicOrPartition(format!("topic `{name}` does not exist"))
             })?;
-            persist_topics(&self.config, &map)?;
+            persist_topics(&self.config, map.tenant(tenant))?;
             topic
         };
         // The catalog no longer names it; leftover files after a crash are swept at start-up.
@@ -423,15 +475,18 @@ impl Broker {
 
     pub async fn create_partitions(
         &self,
+        tenant: &TenantId,
         name: &str,
         count: i32,
         validate_only: bool,
     ) -> Result<()> {
         if let Some(cell) = &self.cell {
-            return crate::cell::admin::create_partitions(cell, name, count, validate_only).await;
+            return crate::cell::admin::create_partitions(cell, tenant, name, count, validate_only)
+                .await;
         }
+        self.check_standalone_tenant(tenant)?;
         let _admin = self.admin.lock().await;
-        let topic = self.topic(name).ok_or_else(|| {
+        let topic = self.topic(tenant, name).ok_or_else(|| {
             Error::UnknownTopicOrPartition(format!("topic `{name}` does not exist"))
         })?;
         let current = topic.partitions.len() as i32;
@@ -461,37 +516,45 @@ impl Broker {
             )?;
             parts.push(PartitionSlot::standalone(self.config.node_id, Arc::new(p)));
         }
-        self.install(Arc::new(Topic {
-            name: topic.name.clone(),
-            id: topic.id,
-            configs: topic.configs.clone(),
-            partitions: parts,
-        }))
+        self.install(
+            tenant,
+            Arc::new(Topic {
+                name: topic.name.clone(),
+                id: topic.id,
+                configs: topic.configs.clone(),
+                partitions: parts,
+            }),
+        )
     }
 
     /// Replace a topic's config overrides (already validated by the caller).
     pub async fn set_topic_configs(
         &self,
+        tenant: &TenantId,
         name: &str,
         configs: BTreeMap<String, String>,
     ) -> Result<()> {
         if let Some(cell) = &self.cell {
-            return crate::cell::admin::set_topic_configs(cell, name, configs).await;
+            return crate::cell::admin::set_topic_configs(cell, tenant, name, configs).await;
         }
+        self.check_standalone_tenant(tenant)?;
         let _admin = self.admin.lock().await;
-        let topic = self.topic(name).ok_or_else(|| {
+        let topic = self.topic(tenant, name).ok_or_else(|| {
             Error::UnknownTopicOrPartition(format!("topic `{name}` does not exist"))
         })?;
         let log_config = topic_config::log_config(&self.config.log_defaults, &configs);
         for p in topic.locals() {
             p.update_config(log_config.clone());
         }
-        self.install(Arc::new(Topic {
-            name: topic.name.clone(),
-            id: topic.id,
-            configs,
-            partitions: topic.partitions.clone(),
-        }))
+        self.install(
+            tenant,
+            Arc::new(Topic {
+                name: topic.name.clone(),
+                id: topic.id,
+                configs,
+                partitions: topic.partitions.clone(),
+            }),
+        )
     }
 }
 
@@ -515,9 +578,11 @@ fn load_or_create_cluster_id(data_dir: &std::path::Path) -> Result<String> {
     }
 }
 
-fn persist_topics(config: &BrokerConfig, map: &HashMap<String, Arc<Topic>>) -> Result<()> {
-    let mut records: Vec<TopicRecord> = map
-        .values()
+fn persist_topics<'a>(
+    config: &BrokerConfig,
+    topics: impl Iterator<Item = &'a Arc<Topic>>,
+) -> Result<()> {
+    let mut records: Vec<TopicRecord> = topics
         .map(|t| TopicRecord {
             name: t.name.clone(),
             id: t.id,
@@ -531,7 +596,7 @@ fn persist_topics(config: &BrokerConfig, map: &HashMap<String, Arc<Topic>>) -> R
     Ok(())
 }
 
-fn load_topics(config: &BrokerConfig) -> Result<HashMap<String, Arc<Topic>>> {
+fn load_topics(config: &BrokerConfig, tenant: &TenantId) -> Result<Namespaces> {
     let path = config.data_dir.join("topics.json");
     let records: Vec<TopicRecord> = match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
@@ -543,7 +608,7 @@ fn load_topics(config: &BrokerConfig) -> Result<HashMap<String, Arc<Topic>>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
         Err(e) => return Err(e.into()),
     };
-    let mut map = HashMap::new();
+    let mut map = Namespaces::default();
     for r in records {
         let log_config = topic_config::log_config(&config.log_defaults, &r.configs);
         let mut parts = Vec::with_capacity(r.partitions.max(0) as usize);
@@ -559,7 +624,7 @@ fn load_topics(config: &BrokerConfig) -> Result<HashMap<String, Arc<Topic>>> {
             parts.push(PartitionSlot::standalone(config.node_id, Arc::new(p)));
         }
         map.insert(
-            r.name.clone(),
+            tenant,
             Arc::new(Topic {
                 name: r.name,
                 id: r.id,
@@ -572,7 +637,7 @@ fn load_topics(config: &BrokerConfig) -> Result<HashMap<String, Arc<Topic>>> {
     if let Ok(entries) = std::fs::read_dir(config.data_dir.join("logs")) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
-            let known = map.values().any(|t| t.id.to_string() == name);
+            let known = map.tenant(tenant).any(|t| t.id.to_string() == name);
             if !known {
                 warn!(dir = %entry.path().display(), "removing data of a deleted topic");
                 let _ = std::fs::remove_dir_all(entry.path());
@@ -597,7 +662,7 @@ async fn retention_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
         let b = broker.clone();
         let _ = tokio::task::spawn_blocking(move || {
             let now = now_ms();
-            for topic in b.topics() {
+            for topic in b.all_topics() {
                 for p in topic.locals() {
                     match p.enforce_retention(now) {
                         Ok(0) => {}

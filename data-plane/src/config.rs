@@ -24,6 +24,9 @@ pub struct BrokerConfig {
     pub advertised_host: String,
     /// Port advertised to clients; when 0 the bound listener's port is used.
     pub advertised_port: u16,
+    /// The SASL listener's advertised (host, port), when the broker has one (a cell
+    /// broker's tenants connect there).
+    pub sasl_advertised: Option<(String, u16)>,
     /// Root directory for partition logs and broker state.
     pub data_dir: PathBuf,
     /// Largest request frame accepted (`socket.request.max.bytes`); bigger closes the connection.
@@ -62,6 +65,7 @@ impl BrokerConfig {
             node_id: 1,
             advertised_host: "127.0.0.1".to_string(),
             advertised_port: 0,
+            sasl_advertised: None,
             data_dir: data_dir.into(),
             max_request_bytes: 100 * 1024 * 1024,
             fetch_max_bytes: 57_671_680,

@@ -11,6 +11,11 @@
 //!
 //! A malformed or oversized frame closes the connection with a log line; nothing here
 //! panics on input.
+//!
+//! On the SASL listener a connection must authenticate (SaslHandshake, SaslAuthenticate,
+//! answered here rather than by a handler since they change the session) before any
+//! other request but ApiVersions; it is then bound to its key's logical cluster, and
+//! closed as soon as that key is revoked ([`crate::auth`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,16 +29,60 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
+use crate::auth::{self, PlainOutcome, Principal};
 use crate::broker::Broker;
-use crate::codec::{decode_request, encode_response, DecodeError};
+use crate::codec::{decode_request, encode_response, DecodeError, Request};
 use crate::handler::{self, api_versions, Reply};
+use crate::namespace::TenantId;
 
-/// Who is on the other end of a connection. Authentication and tenant binding (a later
-/// layer) fill in more of this; handlers read it, never the socket.
+/// Which listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// PLAINTEXT: replication between the brokers of a cell, and the unauthenticated
+    /// clients of one logical cluster (a standalone broker's, or `--tenant` in local
+    /// development).
+    Plaintext,
+    /// SASL_PLAINTEXT: tenants' clients, each connection bound to its key's cluster.
+    Sasl,
+}
+
+/// Who is on the other end of a connection; handlers read it, never the socket.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub peer: SocketAddr,
     pub connection_id: u64,
+    pub listener: Listener,
+    /// The logical cluster every request of this connection works in; `None` until a
+    /// SASL connection authenticates (or for good on a replication-only listener).
+    pub tenant: Option<TenantId>,
+    /// Who authenticated (SASL connections).
+    pub principal: Option<Principal>,
+}
+
+impl Session {
+    pub fn new(broker: &Broker, peer: SocketAddr, connection_id: u64, listener: Listener) -> Self {
+        Session {
+            peer,
+            connection_id,
+            listener,
+            tenant: match listener {
+                Listener::Plaintext => broker.plaintext_tenant.clone(),
+                Listener::Sasl => None,
+            },
+            principal: None,
+        }
+    }
+}
+
+/// Where a connection is in SASL authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SaslState {
+    /// Nothing yet: SaslHandshake is next.
+    Start,
+    /// PLAIN chosen: SaslAuthenticate is next.
+    Plain,
+    /// Authenticated (or a PLAINTEXT connection, which never does SASL).
+    Done,
 }
 
 /// A reply waiting its turn in the write queue.
@@ -54,9 +103,19 @@ pub async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.into_split();
     let (tx, rx) = mpsc::channel(broker.config.max_in_flight_per_connection.max(1));
-    let span = tracing::info_span!("conn", peer = %session.peer, id = session.connection_id);
+    let span = tracing::info_span!(
+        "conn",
+        peer = %session.peer,
+        id = session.connection_id,
+        listener = ?session.listener,
+        tenant = tracing::field::Empty,
+    );
+    if let Some(tenant) = &session.tenant {
+        span.record("tenant", tenant.as_ref());
+    }
     let writer_task = tokio::spawn(write_replies(writer, rx).instrument(span.clone()));
-    let result = read_requests(&broker, reader, &session, tx, &shutdown)
+    let mut session = session;
+    let result = read_requests(&broker, reader, &mut session, tx, &shutdown, &span)
         .instrument(span.clone())
         .await;
     if let Err(reason) = result {
@@ -69,15 +128,25 @@ pub async fn serve_connection(
 async fn read_requests(
     broker: &Arc<Broker>,
     mut reader: OwnedReadHalf,
-    session: &Session,
+    session: &mut Session,
     tx: mpsc::Sender<Outgoing>,
     shutdown: &CancellationToken,
+    span: &tracing::Span,
 ) -> Result<(), String> {
     let max = broker.config.max_request_bytes;
+    let mut sasl = match session.listener {
+        Listener::Plaintext => SaslState::Done,
+        Listener::Sasl => SaslState::Start,
+    };
+    // Metadata changes wake an authenticated connection to re-check its key.
+    let mut image_rx = broker.cell.as_ref().map(|c| c.subscribe_image());
     loop {
         let mut len_buf = [0u8; 4];
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
+            _ = revoked(&mut image_rx, session) => {
+                return Err("its API key was revoked or its cluster deleted".to_string());
+            }
             read = reader.read_exact(&mut len_buf) => match read {
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
@@ -111,7 +180,34 @@ async fn read_requests(
                 let (api_key, version, correlation_id) =
                     (request.api_key, request.version(), request.correlation_id());
                 debug!(?api_key, version, correlation_id, "request");
-                let reply = handler::dispatch(broker, session, request).await;
+                let reply = if matches!(api_key, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate) {
+                    let (reply, outcome) = sasl_step(broker, session, &mut sasl, request).await;
+                    if let Some(tenant) = &session.tenant {
+                        span.record("tenant", tenant.as_ref());
+                    }
+                    if let Err(reason) = outcome {
+                        // Answer, then close: the writer drains what is queued.
+                        let _ = tx
+                            .send(Outgoing {
+                                api_key,
+                                version,
+                                correlation_id,
+                                reply,
+                            })
+                            .await;
+                        return Err(reason);
+                    }
+                    reply
+                } else if sasl != SaslState::Done && api_key != ApiKey::ApiVersions {
+                    return Err(format!("{api_key:?} before SASL authentication"));
+                } else if !key_still_valid(broker, session) {
+                    return Err("its API key was revoked or its cluster deleted".to_string());
+                } else {
+                    handler::dispatch(broker, session, request).await
+                };
+                if let Reply::Close(reason) = reply {
+                    return Err(reason);
+                }
                 Outgoing {
                     api_key,
                     version,
@@ -148,6 +244,115 @@ async fn read_requests(
     }
 }
 
+/// One SASL request: the reply, and `Err(reason)` when the connection must close after it.
+async fn sasl_step(
+    broker: &Broker,
+    session: &mut Session,
+    state: &mut SaslState,
+    request: Request,
+) -> (Reply, Result<(), String>) {
+    use kafka_protocol::messages::{RequestKind, SaslAuthenticateResponse, SaslHandshakeResponse};
+    use kafka_protocol::ResponseError as E;
+    match (request.body, *state) {
+        (RequestKind::SaslHandshake(req), SaslState::Start) => {
+            let mechanisms = auth::MECHANISMS.iter().map(|m| handler::s(m)).collect();
+            let resp = SaslHandshakeResponse::default().with_mechanisms(mechanisms);
+            if req.mechanism.as_str() == "PLAIN" {
+                *state = SaslState::Plain;
+                (Reply::ready(resp), Ok(()))
+            } else {
+                let reason = format!("SASL mechanism {} is not offered", req.mechanism.as_str());
+                let resp = resp.with_error_code(E::UnsupportedSaslMechanism.code());
+                (Reply::ready(resp), Err(reason))
+            }
+        }
+        (RequestKind::SaslAuthenticate(req), SaslState::Plain) => {
+            let fail = |code: E, message: &str| {
+                SaslAuthenticateResponse::default()
+                    .with_error_code(code.code())
+                    .with_error_message(Some(handler::s(message)))
+            };
+            let ip = session.peer.ip();
+            if broker.auth_failures.blocked(ip) {
+                let msg = "too many failed authentications from this address; retry in a minute";
+                return (
+                    Reply::ready(fail(E::SaslAuthenticationFailed, msg)),
+                    Err(msg.to_string()),
+                );
+            }
+            let outcome = match &broker.cell {
+                Some(cell) => auth::authenticate_plain(&cell.image(), &req.auth_bytes),
+                None => PlainOutcome::Rejected,
+            };
+            match outcome {
+                PlainOutcome::Authenticated(tenant, principal) => {
+                    info!(%tenant, principal = %principal.name, api_key = %principal.api_key, "authenticated");
+                    session.tenant = Some(tenant);
+                    session.principal = Some(principal);
+                    *state = SaslState::Done;
+                    (Reply::ready(SaslAuthenticateResponse::default()), Ok(()))
+                }
+                failed => {
+                    let why = match failed {
+                        PlainOutcome::Malformed(why) => why,
+                        _ => "invalid API key or secret",
+                    };
+                    broker.auth_failures.record_failure(ip);
+                    tokio::time::sleep(auth::FAILURE_DELAY).await;
+                    let msg = format!("Authentication failed: {why}");
+                    (
+                        Reply::ready(fail(E::SaslAuthenticationFailed, &msg)),
+                        Err(msg),
+                    )
+                }
+            }
+        }
+        (_, SaslState::Done) if session.listener == Listener::Plaintext => (
+            Reply::ready(
+                SaslHandshakeResponse::default().with_error_code(E::IllegalSaslState.code()),
+            ),
+            Err("SASL on the PLAINTEXT listener".to_string()),
+        ),
+        (body, state) => (
+            Reply::None,
+            Err(format!(
+                "unexpected {:?} in SASL state {state:?}",
+                std::mem::discriminant(&body)
+            )),
+        ),
+    }
+}
+
+/// Resolves once the session's API key is revoked or its cluster deleted; never for a
+/// connection that did not authenticate.
+async fn revoked(
+    image_rx: &mut Option<tokio::sync::watch::Receiver<Arc<cells::image::CellImage>>>,
+    session: &Session,
+) {
+    let (Some(rx), Some(tenant), Some(principal)) =
+        (image_rx.as_mut(), &session.tenant, &session.principal)
+    else {
+        return std::future::pending().await;
+    };
+    loop {
+        if rx.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        if !auth::still_valid(&rx.borrow_and_update(), tenant, principal) {
+            return;
+        }
+    }
+}
+
+fn key_still_valid(broker: &Broker, session: &Session) -> bool {
+    match (&broker.cell, &session.tenant, &session.principal) {
+        (Some(cell), Some(tenant), Some(principal)) => {
+            auth::still_valid(&cell.image(), tenant, principal)
+        }
+        _ => true,
+    }
+}
+
 fn unsupported_api_versions() -> ApiVersionsResponse {
     let mut resp = api_versions::response();
     resp.error_code = kafka_protocol::ResponseError::UnsupportedVersion.code();
@@ -166,7 +371,7 @@ async fn write_replies(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>)
                     return;
                 }
             },
-            Reply::None => continue,
+            Reply::None | Reply::Close(_) => continue,
         };
         let frame: Bytes = match encode_response(
             out.api_key,

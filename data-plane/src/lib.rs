@@ -11,6 +11,7 @@
 //! brokers only through the cell's metadata, never by linking broker code.
 
 pub mod alloc_guard;
+pub mod auth;
 pub mod broker;
 pub mod cell;
 pub mod codec;
@@ -22,6 +23,7 @@ pub mod fsutil;
 pub mod group;
 pub mod handler;
 pub mod log;
+pub mod namespace;
 pub mod partition;
 pub mod producer_ids;
 pub mod producer_state;

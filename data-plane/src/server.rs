@@ -1,25 +1,29 @@
-//! The accept loop: takes an already-bound listener (tests bind port 0) and a shutdown
-//! token, bounds open connections, and runs each connection in its own task.
+//! The accept loop: takes an already-bound listener (tests bind port 0), which kind of
+//! listener it is, and a shutdown token; bounds open connections (across all listeners),
+//! and runs each connection in its own task.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::broker::Broker;
-use crate::connection::{serve_connection, Session};
+use crate::connection::{serve_connection, Listener, Session};
 
 /// Accept connections until `shutdown` fires, then wait for open connections to finish.
-pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: CancellationToken) {
-    let connections = Arc::new(Semaphore::new(broker.config.max_connections));
+pub async fn serve(
+    listener: TcpListener,
+    kind: Listener,
+    broker: Arc<Broker>,
+    shutdown: CancellationToken,
+) {
+    let connections = broker.connection_slots.clone();
     let tracker = TaskTracker::new();
-    let next_id = AtomicU64::new(1);
     if let Ok(addr) = listener.local_addr() {
-        info!(%addr, node_id = broker.config.node_id, "broker listening");
+        info!(%addr, listener = ?kind, node_id = broker.config.node_id, "broker listening");
     }
     loop {
         let (stream, peer) = tokio::select! {
@@ -39,10 +43,8 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: Cancell
             drop(stream);
             continue;
         };
-        let session = Session {
-            peer,
-            connection_id: next_id.fetch_add(1, Ordering::Relaxed),
-        };
+        let id = broker.next_connection_id.fetch_add(1, Ordering::Relaxed);
+        let session = Session::new(&broker, peer, id, kind);
         let broker = broker.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {

@@ -44,6 +44,7 @@ async fn one_topic(cell: &Cell, results: Vec<TopicResult>) -> Result<TopicResult
 /// Create a topic; returns (id, partitions, replication factor).
 pub async fn create_topic(
     cell: &Cell,
+    tenant: &str,
     name: &str,
     partitions: i32,
     replication_factor: i16,
@@ -51,7 +52,7 @@ pub async fn create_topic(
     validate_only: bool,
 ) -> Result<(Uuid, i32, i16)> {
     let req = CreateTopicsRequest {
-        cluster_id: cell.config.tenant.clone(),
+        cluster_id: tenant.to_string(),
         topics: vec![CreatableTopic {
             name: name.to_string(),
             num_partitions: partitions,
@@ -70,9 +71,9 @@ pub async fn create_topic(
     Ok((id, r.num_partitions, r.replication_factor as i16))
 }
 
-pub async fn delete_topic(cell: &Cell, name: &str) -> Result<Uuid> {
+pub async fn delete_topic(cell: &Cell, tenant: &str, name: &str) -> Result<Uuid> {
     let req = DeleteTopicsRequest {
-        cluster_id: cell.config.tenant.clone(),
+        cluster_id: tenant.to_string(),
         names: vec![name.to_string()],
         topic_ids: vec![],
     };
@@ -87,12 +88,13 @@ pub async fn delete_topic(cell: &Cell, name: &str) -> Result<Uuid> {
 
 pub async fn create_partitions(
     cell: &Cell,
+    tenant: &str,
     name: &str,
     count: i32,
     validate_only: bool,
 ) -> Result<()> {
     let req = CreatePartitionsRequest {
-        cluster_id: cell.config.tenant.clone(),
+        cluster_id: tenant.to_string(),
         topic: name.to_string(),
         new_total: count,
         validate_only,
@@ -109,11 +111,12 @@ pub async fn create_partitions(
 /// Replace a topic's config overrides (validated by the caller).
 pub async fn set_topic_configs(
     cell: &Cell,
+    tenant: &str,
     name: &str,
     configs: BTreeMap<String, String>,
 ) -> Result<()> {
     let req = AlterTopicConfigsRequest {
-        cluster_id: cell.config.tenant.clone(),
+        cluster_id: tenant.to_string(),
         topic: name.to_string(),
         set: configs.into_iter().collect(),
         remove: vec![],

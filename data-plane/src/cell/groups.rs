@@ -243,6 +243,7 @@ pub fn locate(
     cell: &Arc<Cell>,
     tenant: &str,
     group: &str,
+    listener: crate::connection::Listener,
 ) -> std::result::Result<(i32, String, u16), E> {
     let image = cell.image();
     let Some(topic) = image.topic(INTERNAL_CLUSTER, OFFSETS_TOPIC) else {
@@ -263,7 +264,7 @@ pub fn locate(
         .get(&index)
         .map(|p| p.leader)
         .ok_or(E::CoordinatorNotAvailable)?;
-    cell.live_brokers()
+    cell.live_brokers(listener)
         .into_iter()
         .find(|(id, _, _)| *id == leader)
         .ok_or(E::CoordinatorNotAvailable)

@@ -34,7 +34,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use cells::image::CellImage;
-use proto::cell::v1::BrokerState;
+use proto::cell::v1::{BrokerState, Endpoint};
+
+use crate::connection::Listener;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -60,9 +62,10 @@ pub struct CellConfig {
     pub controllers: Vec<String>,
     /// Availability zone, for replica placement.
     pub zone: String,
-    /// The logical cluster that this listener's clients see, until SASL binds one per
-    /// connection (the multi-tenancy issue).
-    pub tenant: String,
+    /// The logical cluster unauthenticated clients of the PLAINTEXT listener are bound to
+    /// (local development); `None`: that listener serves only replication, and tenants
+    /// come in through SASL.
+    pub plaintext_tenant: Option<String>,
     pub heartbeat_interval: Duration,
     /// A follower not caught up for this long leaves the ISR (`replica.lag.time.max.ms`).
     pub replica_lag_time_max: Duration,
@@ -76,11 +79,11 @@ pub struct CellConfig {
 }
 
 impl CellConfig {
-    pub fn new(controllers: Vec<String>, tenant: impl Into<String>) -> CellConfig {
+    pub fn new(controllers: Vec<String>, plaintext_tenant: Option<String>) -> CellConfig {
         CellConfig {
             controllers,
             zone: "zone-a".to_string(),
-            tenant: tenant.into(),
+            plaintext_tenant,
             heartbeat_interval: Duration::from_millis(1000),
             replica_lag_time_max: Duration::from_secs(10),
             replica_fetch_wait: Duration::from_millis(500),
@@ -144,6 +147,11 @@ impl Cell {
         self.image.borrow().clone()
     }
 
+    /// A receiver woken on every newly applied image.
+    pub fn subscribe_image(&self) -> tokio::sync::watch::Receiver<Arc<CellImage>> {
+        self.image.subscribe()
+    }
+
     pub fn broker_epoch(&self) -> i64 {
         self.broker_epoch.load(Ordering::Acquire)
     }
@@ -183,17 +191,26 @@ impl Cell {
         }
     }
 
-    /// Brokers clients may be sent to: every broker not fenced, as (id, host, port).
-    pub fn live_brokers(&self) -> Vec<(i32, String, u16)> {
+    /// Brokers clients of `listener` may be sent to: every broker not fenced that has
+    /// such a listener, as (id, host, port).
+    pub fn live_brokers(&self, listener: Listener) -> Vec<(i32, String, u16)> {
         let image = self.image();
         image
             .brokers
             .values()
             .filter(|b| b.state != BrokerState::Fenced as i32)
             .filter_map(|b| {
-                let e = b.kafka.as_ref()?;
+                let e = endpoint(b, listener)?;
                 Some((b.broker_id, e.host.clone(), e.port as u16))
             })
             .collect()
+    }
+}
+
+/// Broker `b`'s endpoint for clients of `listener`.
+pub fn endpoint(b: &proto::cell::v1::BrokerRecord, listener: Listener) -> Option<&Endpoint> {
+    match listener {
+        Listener::Plaintext => b.kafka.as_ref(),
+        Listener::Sasl => b.sasl.as_ref(),
     }
 }

@@ -1,6 +1,6 @@
 //! Bring the broker in line with a new metadata image: open the replicas assigned to it,
 //! switch each to leader or follower by epoch, drop replicas the image no longer gives
-//! it, rebuild the tenant's topic view, point the replica fetchers at the leaders, and
+//! it, rebuild every tenant's topic view, point the replica fetchers at the leaders, and
 //! load or drop the group coordinators of the offsets partitions it leads.
 //!
 //! Images arrive as committed prefixes of one log, so a replica this process opened and
@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 use super::{fetcher, Cell};
 use crate::broker::{Broker, PartitionSlot, Topic};
+use crate::namespace::{Namespaces, TenantId};
 use crate::partition::Partition;
 use crate::replica_set::Transition;
 use crate::topic_config;
@@ -138,33 +139,38 @@ fn sweep_leftovers(broker: &Broker, image: &CellImage) {
     }
 }
 
-/// The topics this broker's clients see: the tenant's, with every partition's placement
-/// and the local replica where there is one.
-fn tenant_view(cell: &Cell, image: &CellImage) -> HashMap<String, Arc<Topic>> {
-    image
-        .topics
-        .values()
-        .filter(|t| t.cluster_id == cell.config.tenant)
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .values()
-                .map(|p| PartitionSlot {
-                    index: p.partition,
-                    leader: p.leader,
-                    leader_epoch: p.leader_epoch,
-                    replicas: p.replicas.clone(),
-                    isr: p.isr.clone(),
-                    local: cell.replica(t.id, p.partition),
-                })
-                .collect();
-            let topic = Topic {
-                name: t.name.clone(),
-                id: t.id,
-                configs: t.configs.clone(),
-                partitions,
-            };
-            (t.name.clone(), Arc::new(topic))
-        })
-        .collect()
+/// The topics this broker's clients see, per tenant, with every partition's placement
+/// and the local replica where there is one. The cell's own topics (the internal
+/// cluster) are in no tenant's namespace.
+fn tenant_view(cell: &Cell, image: &CellImage) -> Namespaces {
+    let mut namespaces = Namespaces::default();
+    let mut tenants: HashMap<&str, TenantId> = HashMap::new();
+    for t in image.topics.values() {
+        if t.cluster_id == super::groups::INTERNAL_CLUSTER {
+            continue;
+        }
+        let partitions = t
+            .partitions
+            .values()
+            .map(|p| PartitionSlot {
+                index: p.partition,
+                leader: p.leader,
+                leader_epoch: p.leader_epoch,
+                replicas: p.replicas.clone(),
+                isr: p.isr.clone(),
+                local: cell.replica(t.id, p.partition),
+            })
+            .collect();
+        let topic = Topic {
+            name: t.name.clone(),
+            id: t.id,
+            configs: t.configs.clone(),
+            partitions,
+        };
+        let tenant = tenants
+            .entry(t.cluster_id.as_str())
+            .or_insert_with(|| TenantId::from(t.cluster_id.as_str()));
+        namespaces.insert(tenant, Arc::new(topic));
+    }
+    namespaces
 }

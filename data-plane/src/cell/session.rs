@@ -29,6 +29,14 @@ async fn register(broker: &Broker, cell: &Cell) -> Result<i64, CellError> {
         incarnation_id: cell.incarnation.to_string(),
         zone: cell.config.zone.clone(),
         kafka: Some(kafka_endpoint(broker)),
+        sasl: broker
+            .config
+            .sasl_advertised
+            .as_ref()
+            .map(|(host, port)| Endpoint {
+                host: host.clone(),
+                port: *port as u32,
+            }),
     };
     let resp = cell.controller.register_broker(req).await?;
     Ok(resp.broker_epoch)

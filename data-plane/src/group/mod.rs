@@ -58,9 +58,10 @@ impl Default for GroupConfig {
 }
 
 /// What the coordinator needs to know about topics (to reject commits for partitions that
-/// don't exist).
+/// don't exist). `group` is the coordinator's key for the group, which says whose topics
+/// count ([`crate::namespace`]).
 pub trait TopicView: Send + Sync + 'static {
-    fn partition_exists(&self, topic: &str, partition: i32) -> bool;
+    fn partition_exists(&self, group: &str, topic: &str, partition: i32) -> bool;
 }
 
 /// Failures of the group subsystem itself (storage); protocol-level failures are Kafka

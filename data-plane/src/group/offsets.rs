@@ -89,7 +89,11 @@ impl GroupCoordinator {
                     .map(|p| {
                         let r = if let Err(e) = group_error {
                             Err(e)
-                        } else if !self.inner.topics.partition_exists(topic, p.partition_index) {
+                        } else if !self.inner.topics.partition_exists(
+                            group_id,
+                            topic,
+                            p.partition_index,
+                        ) {
                             Err(E::UnknownTopicOrPartition)
                         } else if p.committed_metadata.as_ref().map_or(0, |m| m.len())
                             > MAX_METADATA

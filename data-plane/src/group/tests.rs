@@ -26,7 +26,7 @@ use super::*;
 struct Topics;
 
 impl TopicView for Topics {
-    fn partition_exists(&self, topic: &str, partition: i32) -> bool {
+    fn partition_exists(&self, _group: &str, topic: &str, partition: i32) -> bool {
         topic != "missing" && (0..8).contains(&partition)
     }
 }

@@ -20,7 +20,9 @@ use tracing::warn;
 
 use super::{error_fields, s};
 use crate::broker::Broker;
+use crate::connection::Listener;
 use crate::error::Error;
+use crate::namespace::TenantId;
 use crate::topic_config;
 
 /// Kafka's "source" code for a config set on the topic, and for a default.
@@ -29,6 +31,7 @@ pub const SOURCE_DEFAULT: i8 = 5;
 
 pub async fn create_topics(
     broker: &Arc<Broker>,
+    tenant: &TenantId,
     req: CreateTopicsRequest,
     version: i16,
 ) -> CreateTopicsResponse {
@@ -84,7 +87,7 @@ pub async fn create_topics(
             Some(e) => Err(e),
             None => {
                 broker
-                    .create_topic(&name, partitions, rf, configs, req.validate_only)
+                    .create_topic(tenant, &name, partitions, rf, configs, req.validate_only)
                     .await
             }
         };
@@ -133,6 +136,7 @@ pub async fn create_topics(
 
 pub async fn delete_topics(
     broker: &Arc<Broker>,
+    tenant: &TenantId,
     req: DeleteTopicsRequest,
     version: i16,
 ) -> DeleteTopicsResponse {
@@ -152,13 +156,13 @@ pub async fn delete_topics(
     for (name, id) in targets {
         let name = match name {
             Some(n) => Some(n),
-            None => broker.topic_by_id(id).map(|t| t.name.clone()),
+            None => broker.topic_by_id(tenant, id).map(|t| t.name.clone()),
         };
         let mut r = DeletableTopicResult::default()
             .with_name(name.clone().map(|n| TopicName(s(&n))))
             .with_topic_id(id);
         let result = match &name {
-            Some(n) => broker.delete_topic(n).await,
+            Some(n) => broker.delete_topic(tenant, n).await,
             None => Err(Error::UnknownTopicOrPartition(format!(
                 "no topic has id {id}"
             ))),
@@ -181,6 +185,7 @@ pub async fn delete_topics(
 
 pub async fn create_partitions(
     broker: &Arc<Broker>,
+    tenant: &TenantId,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
@@ -197,7 +202,7 @@ pub async fn create_partitions(
             ))
         } else {
             broker
-                .create_partitions(&name, t.count, req.validate_only)
+                .create_partitions(tenant, &name, t.count, req.validate_only)
                 .await
         };
         if let Err(e) = result {
@@ -210,16 +215,25 @@ pub async fn create_partitions(
 
 pub fn describe_cluster(
     broker: &Arc<Broker>,
+    tenant: &TenantId,
+    listener: Listener,
     _req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
+    let brokers = broker
+        .live_brokers(listener)
+        .into_iter()
+        .map(|(id, host, port)| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(id))
+                .with_host(s(&host))
+                .with_port(port as i32)
+        })
+        .collect();
     DescribeClusterResponse::default()
         .with_endpoint_type(1)
-        .with_cluster_id(s(&broker.cluster_id))
+        .with_cluster_id(s(tenant))
         .with_controller_id(BrokerId(broker.config.node_id))
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(broker.config.node_id))
-            .with_host(s(&broker.config.advertised_host))
-            .with_port(broker.config.advertised_port as i32)])
+        .with_brokers(brokers)
 }
 
 /// Idempotent producers get a fresh id at epoch 0; a producer that names its current id and

@@ -17,6 +17,7 @@ use super::admin::{SOURCE_DEFAULT, SOURCE_TOPIC};
 use super::{error_fields, s};
 use crate::broker::Broker;
 use crate::error::{Error, Result};
+use crate::namespace::TenantId;
 use crate::topic_config;
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -28,6 +29,7 @@ const TYPE_LONG: i8 = 5;
 
 pub fn describe(
     broker: &Arc<Broker>,
+    tenant: &TenantId,
     req: DescribeConfigsRequest,
     _version: i16,
 ) -> DescribeConfigsResponse {
@@ -44,7 +46,7 @@ pub fn describe(
                     .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
             };
             match res.resource_type {
-                RESOURCE_TOPIC => match broker.topic(res.resource_name.as_str()) {
+                RESOURCE_TOPIC => match broker.topic(tenant, res.resource_name.as_str()) {
                     Some(topic) => {
                         out.configs = topic_config::describe(&broker.config.log_defaults, &topic.configs)
                             .into_iter()
@@ -112,13 +114,17 @@ fn topic_resource(resource_type: i8, name: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn alter(broker: &Arc<Broker>, req: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn alter(
+    broker: &Arc<Broker>,
+    tenant: &TenantId,
+    req: AlterConfigsRequest,
+) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());
     for res in req.resources {
         let name = res.resource_name.as_str().to_string();
         let result = async {
             topic_resource(res.resource_type, &name)?;
-            if broker.topic(&name).is_none() {
+            if broker.topic(tenant, &name).is_none() {
                 return Err(Error::UnknownTopicOrPartition(format!(
                     "topic `{name}` does not exist"
                 )));
@@ -134,7 +140,7 @@ pub async fn alter(broker: &Arc<Broker>, req: AlterConfigsRequest) -> AlterConfi
             if req.validate_only {
                 return Ok(());
             }
-            broker.set_topic_configs(&name, configs).await
+            broker.set_topic_configs(tenant, &name, configs).await
         }
         .await;
         let mut r = alter_configs_response::AlterConfigsResourceResponse::default()
@@ -155,6 +161,7 @@ const OP_SUBTRACT: i8 = 3;
 
 pub async fn incremental_alter(
     broker: &Arc<Broker>,
+    tenant: &TenantId,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());
@@ -162,7 +169,7 @@ pub async fn incremental_alter(
         let name = res.resource_name.as_str().to_string();
         let result = async {
             topic_resource(res.resource_type, &name)?;
-            let topic = broker.topic(&name).ok_or_else(|| {
+            let topic = broker.topic(tenant, &name).ok_or_else(|| {
                 Error::UnknownTopicOrPartition(format!("topic `{name}` does not exist"))
             })?;
             let mut configs = topic.configs.clone();
@@ -205,7 +212,7 @@ pub async fn incremental_alter(
             if req.validate_only {
                 return Ok(());
             }
-            broker.set_topic_configs(&name, configs).await
+            broker.set_topic_configs(tenant, &name, configs).await
         }
         .await;
         let mut r = incremental_alter_configs_response::AlterConfigsResourceResponse::default()

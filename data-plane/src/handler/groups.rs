@@ -8,6 +8,10 @@
 //! while it loads); multi-group requests are split by group and merged in request order;
 //! ListGroups merges every local coordinator. The group APIs themselves are served by
 //! [`crate::group`].
+//!
+//! Group ids are the tenant's: requests are rewritten to the coordinator's scoped ids on
+//! the way in and back on the way out, and ListGroups shows only the tenant's groups
+//! ([`crate::namespace`]).
 
 use std::sync::Arc;
 
@@ -31,36 +35,60 @@ use kafka_protocol::ResponseError as E;
 
 use super::s;
 use crate::broker::Broker;
+use crate::connection::Listener;
 use crate::group::GroupCoordinator;
+use crate::namespace::{external_group, internal_group, TenantId};
 
 const KEY_GROUP: i8 = 0;
 
-/// The coordinator serving `group` on this broker, or the error to answer with.
-fn route(broker: &Broker, group: &str) -> Result<Arc<GroupCoordinator>, E> {
+/// The coordinator serving `tenant`'s `group` on this broker, or the error to answer with.
+fn route(broker: &Broker, tenant: &str, group: &str) -> Result<Arc<GroupCoordinator>, E> {
     match (&broker.groups, &broker.cell) {
         (Some(c), _) => Ok(c.clone()),
-        (None, Some(cell)) => cell
-            .groups
-            .coordinator(&cell.image(), &cell.config.tenant, group),
+        (None, Some(cell)) => cell.groups.coordinator(&cell.image(), tenant, group),
         (None, None) => Err(E::CoordinatorNotAvailable),
     }
 }
 
+/// The coordinator's id for the tenant's `group`.
+fn inward(broker: &Broker, tenant: &str, group: &StrBytes) -> StrBytes {
+    match broker.cell {
+        Some(_) => s(&internal_group(true, tenant, group.as_str())),
+        None => group.clone(),
+    }
+}
+
+/// The client's id for the coordinator's `group` (always the tenant's: it came from a
+/// request of this tenant).
+fn outward(broker: &Broker, tenant: &str, group: StrBytes) -> StrBytes {
+    match external_group(broker.cell.is_some(), tenant, group.as_str()) {
+        Some(g) if g.len() != group.len() => s(g),
+        _ => group,
+    }
+}
+
 /// Where clients go for `key`: this broker when standalone, else its offsets leader.
-fn locate(broker: &Arc<Broker>, key: &str) -> Result<(i32, String, i32), E> {
+fn locate(
+    broker: &Arc<Broker>,
+    tenant: &str,
+    listener: Listener,
+    key: &str,
+) -> Result<(i32, String, i32), E> {
     match &broker.cell {
         None => Ok((
             broker.config.node_id,
             broker.config.advertised_host.clone(),
             broker.config.advertised_port as i32,
         )),
-        Some(cell) => crate::cell::groups::locate(cell, &cell.config.tenant, key)
+        Some(cell) => crate::cell::groups::locate(cell, tenant, key, listener)
             .map(|(id, host, port)| (id, host, port as i32)),
     }
 }
 
 pub fn find_coordinator(
     broker: &Arc<Broker>,
+    tenant: &TenantId,
+    listener: Listener,
     req: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
@@ -71,7 +99,7 @@ pub fn find_coordinator(
                 s("only consumer group coordinators exist on this broker (no transactions)"),
             ));
         }
-        locate(broker, key)
+        locate(broker, tenant, listener, key)
             .map_err(|e| (e, s("the group's coordinator is not available yet; retry")))
     };
     if version >= 4 {
@@ -115,13 +143,17 @@ pub fn find_coordinator(
 
 pub async fn join_group(
     broker: &Broker,
-    req: JoinGroupRequest,
+    tenant: &TenantId,
+    mut req: JoinGroupRequest,
     version: i16,
     client_id: &str,
     host: &str,
 ) -> ResponseKind {
-    match route(broker, req.group_id.as_str()) {
-        Ok(c) => c.join_group(req, version, client_id, host).await.into(),
+    match route(broker, tenant, req.group_id.as_str()) {
+        Ok(c) => {
+            req.group_id.0 = inward(broker, tenant, &req.group_id.0);
+            c.join_group(req, version, client_id, host).await.into()
+        }
         Err(e) => {
             let mut r = JoinGroupResponse::default()
                 .with_error_code(e.code())
@@ -136,27 +168,51 @@ pub async fn join_group(
     }
 }
 
-pub async fn sync_group(broker: &Broker, req: SyncGroupRequest, version: i16) -> ResponseKind {
-    match route(broker, req.group_id.as_str()) {
-        Ok(c) => c.sync_group(req, version).await.into(),
+pub async fn sync_group(
+    broker: &Broker,
+    tenant: &TenantId,
+    mut req: SyncGroupRequest,
+    version: i16,
+) -> ResponseKind {
+    match route(broker, tenant, req.group_id.as_str()) {
+        Ok(c) => {
+            req.group_id.0 = inward(broker, tenant, &req.group_id.0);
+            c.sync_group(req, version).await.into()
+        }
         Err(e) => SyncGroupResponse::default()
             .with_error_code(e.code())
             .into(),
     }
 }
 
-pub async fn heartbeat(broker: &Broker, req: HeartbeatRequest, version: i16) -> ResponseKind {
-    match route(broker, req.group_id.as_str()) {
-        Ok(c) => c.heartbeat(req, version).await.into(),
+pub async fn heartbeat(
+    broker: &Broker,
+    tenant: &TenantId,
+    mut req: HeartbeatRequest,
+    version: i16,
+) -> ResponseKind {
+    match route(broker, tenant, req.group_id.as_str()) {
+        Ok(c) => {
+            req.group_id.0 = inward(broker, tenant, &req.group_id.0);
+            c.heartbeat(req, version).await.into()
+        }
         Err(e) => HeartbeatResponse::default()
             .with_error_code(e.code())
             .into(),
     }
 }
 
-pub async fn leave_group(broker: &Broker, req: LeaveGroupRequest, version: i16) -> ResponseKind {
-    match route(broker, req.group_id.as_str()) {
-        Ok(c) => c.leave_group(req, version).await.into(),
+pub async fn leave_group(
+    broker: &Broker,
+    tenant: &TenantId,
+    mut req: LeaveGroupRequest,
+    version: i16,
+) -> ResponseKind {
+    match route(broker, tenant, req.group_id.as_str()) {
+        Ok(c) => {
+            req.group_id.0 = inward(broker, tenant, &req.group_id.0);
+            c.leave_group(req, version).await.into()
+        }
         Err(e) => LeaveGroupResponse::default()
             .with_error_code(e.code())
             .into(),
@@ -165,11 +221,15 @@ pub async fn leave_group(broker: &Broker, req: LeaveGroupRequest, version: i16) 
 
 pub async fn offset_commit(
     broker: &Broker,
-    req: OffsetCommitRequest,
+    tenant: &TenantId,
+    mut req: OffsetCommitRequest,
     version: i16,
 ) -> ResponseKind {
-    match route(broker, req.group_id.as_str()) {
-        Ok(c) => c.offset_commit(req, version).await.into(),
+    match route(broker, tenant, req.group_id.as_str()) {
+        Ok(c) => {
+            req.group_id.0 = inward(broker, tenant, &req.group_id.0);
+            c.offset_commit(req, version).await.into()
+        }
         Err(e) => {
             let topics = req
                 .topics
@@ -194,10 +254,18 @@ pub async fn offset_commit(
     }
 }
 
-pub async fn offset_fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> ResponseKind {
+pub async fn offset_fetch(
+    broker: &Broker,
+    tenant: &TenantId,
+    mut req: OffsetFetchRequest,
+    version: i16,
+) -> ResponseKind {
     if version < 8 {
-        return match route(broker, req.group_id.as_str()) {
-            Ok(c) => c.offset_fetch(req, version).await.into(),
+        return match route(broker, tenant, req.group_id.as_str()) {
+            Ok(c) => {
+                req.group_id.0 = inward(broker, tenant, &req.group_id.0);
+                c.offset_fetch(req, version).await.into()
+            }
             Err(e) => {
                 // v0-1 have no top-level error code: every partition carries it.
                 let topics = req
@@ -227,15 +295,22 @@ pub async fn offset_fetch(broker: &Broker, req: OffsetFetchRequest, version: i16
             }
         };
     }
-    if let Some(c) = &broker.groups {
-        return c.offset_fetch(req, version).await.into();
-    }
     let mut groups = Vec::with_capacity(req.groups.len());
     for g in &req.groups {
-        let answer = match route(broker, g.group_id.as_str()) {
+        let answer = match route(broker, tenant, g.group_id.as_str()) {
             Ok(c) => {
-                let one = req.clone().with_groups(vec![g.clone()]);
-                c.offset_fetch(one, version).await.groups.into_iter().next()
+                let mut g = g.clone();
+                g.group_id.0 = inward(broker, tenant, &g.group_id.0);
+                let one = req.clone().with_groups(vec![g]);
+                c.offset_fetch(one, version)
+                    .await
+                    .groups
+                    .into_iter()
+                    .next()
+                    .map(|mut r| {
+                        r.group_id.0 = outward(broker, tenant, r.group_id.0);
+                        r
+                    })
             }
             Err(e) => Some(
                 OffsetFetchResponseGroup::default()
@@ -250,22 +325,26 @@ pub async fn offset_fetch(broker: &Broker, req: OffsetFetchRequest, version: i16
 
 pub async fn describe_groups(
     broker: &Broker,
+    tenant: &TenantId,
     req: DescribeGroupsRequest,
     version: i16,
 ) -> ResponseKind {
-    if let Some(c) = &broker.groups {
-        return c.describe_groups(req, version).await.into();
-    }
     let mut groups = Vec::with_capacity(req.groups.len());
     for g in &req.groups {
-        let described = match route(broker, g.as_str()) {
+        let described = match route(broker, tenant, g.as_str()) {
             Ok(c) => {
-                let one = req.clone().with_groups(vec![g.clone()]);
+                let one = req
+                    .clone()
+                    .with_groups(vec![inward(broker, tenant, g).into()]);
                 c.describe_groups(one, version)
                     .await
                     .groups
                     .into_iter()
                     .next()
+                    .map(|mut r| {
+                        r.group_id.0 = outward(broker, tenant, r.group_id.0);
+                        r
+                    })
             }
             Err(e) => Some(
                 DescribedGroup::default()
@@ -280,22 +359,26 @@ pub async fn describe_groups(
 
 pub async fn delete_groups(
     broker: &Broker,
+    tenant: &TenantId,
     req: DeleteGroupsRequest,
     version: i16,
 ) -> ResponseKind {
-    if let Some(c) = &broker.groups {
-        return c.delete_groups(req, version).await.into();
-    }
     let mut results = Vec::with_capacity(req.groups_names.len());
     for g in &req.groups_names {
-        let result = match route(broker, g.as_str()) {
+        let result = match route(broker, tenant, g.as_str()) {
             Ok(c) => {
-                let one = req.clone().with_groups_names(vec![g.clone()]);
+                let one = req
+                    .clone()
+                    .with_groups_names(vec![inward(broker, tenant, g).into()]);
                 c.delete_groups(one, version)
                     .await
                     .results
                     .into_iter()
                     .next()
+                    .map(|mut r| {
+                        r.group_id.0 = outward(broker, tenant, r.group_id.0);
+                        r
+                    })
             }
             Err(e) => Some(
                 DeletableGroupResult::default()
@@ -308,7 +391,13 @@ pub async fn delete_groups(
     DeleteGroupsResponse::default().with_results(results).into()
 }
 
-pub async fn list_groups(broker: &Broker, req: ListGroupsRequest, version: i16) -> ResponseKind {
+pub async fn list_groups(
+    broker: &Broker,
+    tenant: &TenantId,
+    req: ListGroupsRequest,
+    version: i16,
+) -> ResponseKind {
+    let in_cell = broker.cell.is_some();
     let coordinators = match (&broker.groups, &broker.cell) {
         (Some(c), _) => vec![c.clone()],
         (None, Some(cell)) => cell.groups.loaded(),
@@ -320,7 +409,15 @@ pub async fn list_groups(broker: &Broker, req: ListGroupsRequest, version: i16) 
         if r.error_code != 0 {
             merged.error_code = r.error_code;
         }
-        merged.groups.extend(r.groups);
+        merged
+            .groups
+            .extend(r.groups.into_iter().filter_map(|mut g| {
+                let external = external_group(in_cell, tenant, g.group_id.as_str())?;
+                if external.len() != g.group_id.len() {
+                    g.group_id.0 = s(external);
+                }
+                Some(g)
+            }));
     }
     merged.into()
 }

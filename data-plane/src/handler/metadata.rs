@@ -13,11 +13,13 @@ use uuid::Uuid;
 
 use super::s;
 use crate::broker::{Broker, Topic};
+use crate::connection::Listener;
 use crate::error::Error;
+use crate::namespace::TenantId;
 
-fn broker_entries(broker: &Broker) -> Vec<MetadataResponseBroker> {
+fn broker_entries(broker: &Broker, listener: Listener) -> Vec<MetadataResponseBroker> {
     broker
-        .live_brokers()
+        .live_brokers(listener)
         .into_iter()
         .map(|(id, host, port)| {
             MetadataResponseBroker::default()
@@ -61,7 +63,14 @@ fn error_topic(name: Option<&str>, id: Uuid, error: ResponseError) -> MetadataRe
         .with_error_code(error.code())
 }
 
-pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> MetadataResponse {
+/// Metadata of `tenant`'s cluster, with the brokers' endpoints for `listener`.
+pub async fn handle(
+    broker: &Arc<Broker>,
+    tenant: &TenantId,
+    listener: Listener,
+    req: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
     // v0: an empty list means all topics; v1+: null means all topics.
     let requested = match req.topics {
         None => None,
@@ -71,29 +80,35 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
     let auto_create =
         broker.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
     let topics = match requested {
-        None => broker.topics().iter().map(|t| topic_entry(t)).collect(),
+        None => broker
+            .topics(tenant)
+            .iter()
+            .map(|t| topic_entry(t))
+            .collect(),
         Some(list) => {
             let mut out = Vec::with_capacity(list.len());
             for t in list {
                 let entry = match t.name {
                     Some(name) => {
                         let name = name.0.as_str().to_string();
-                        match broker.topic(&name) {
+                        match broker.topic(tenant, &name) {
                             Some(topic) => topic_entry(&topic),
                             None if auto_create => match broker
-                                .create_topic(&name, -1, -1, BTreeMap::new(), false)
+                                .create_topic(tenant, &name, -1, -1, BTreeMap::new(), false)
                                 .await
                             {
                                 Ok(topic) => topic_entry(&topic),
                                 // Lost a race with another creator: serve what exists.
-                                Err(Error::TopicAlreadyExists(_)) => match broker.topic(&name) {
-                                    Some(topic) => topic_entry(&topic),
-                                    None => error_topic(
-                                        Some(&name),
-                                        Uuid::nil(),
-                                        ResponseError::UnknownTopicOrPartition,
-                                    ),
-                                },
+                                Err(Error::TopicAlreadyExists(_)) => {
+                                    match broker.topic(tenant, &name) {
+                                        Some(topic) => topic_entry(&topic),
+                                        None => error_topic(
+                                            Some(&name),
+                                            Uuid::nil(),
+                                            ResponseError::UnknownTopicOrPartition,
+                                        ),
+                                    }
+                                }
                                 Err(e) => error_topic(Some(&name), Uuid::nil(), e.kafka_error()),
                             },
                             None => error_topic(
@@ -103,7 +118,7 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
                             ),
                         }
                     }
-                    None => match broker.topic_by_id(t.topic_id) {
+                    None => match broker.topic_by_id(tenant, t.topic_id) {
                         Some(topic) => topic_entry(&topic),
                         None => error_topic(None, t.topic_id, ResponseError::UnknownTopicId),
                     },
@@ -114,8 +129,8 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
         }
     };
     MetadataResponse::default()
-        .with_brokers(broker_entries(broker))
-        .with_cluster_id(Some(s(&broker.cluster_id)))
+        .with_brokers(broker_entries(broker, listener))
+        .with_cluster_id(Some(s(tenant)))
         .with_controller_id(BrokerId(broker.config.node_id))
         .with_topics(topics)
 }

@@ -21,7 +21,7 @@ use tracing::warn;
 
 use crate::broker::Broker;
 use crate::codec::Request;
-use crate::connection::Session;
+use crate::connection::{Listener, Session};
 
 /// What a handler hands back to the connection.
 pub enum Reply {
@@ -31,6 +31,8 @@ pub enum Reply {
     Later(JoinHandle<ResponseKind>),
     /// No response on the wire (acks=0 produce).
     None,
+    /// Close the connection without answering (a request this connection may not make).
+    Close(String),
 }
 
 impl Reply {
@@ -56,63 +58,101 @@ pub(crate) fn error_fields(e: &crate::error::Error) -> (i16, Option<StrBytes>) {
     (e.kafka_code(), Some(s(&e.to_string())))
 }
 
-/// Route a decoded request to its handler.
+/// Route a decoded request to its handler, in the namespace of the session's tenant.
+///
+/// A follower's Fetch (`replica_id >= 0`) is served only on a cell broker's PLAINTEXT
+/// listener (brokers replicate there); elsewhere its `replica_id` is ignored and it is an
+/// ordinary consumer fetch. Any other request needs a tenant: a connection without one
+/// (a replication-only listener) is closed.
 pub async fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request) -> Reply {
     let v = request.version();
     let b = broker.clone();
-    match request.body {
-        RequestKind::ApiVersions(_) => Reply::ready(api_versions::response()),
-        RequestKind::Metadata(r) => later(async move { metadata::handle(&b, r, v).await.into() }),
-        RequestKind::Produce(r) => produce::handle(broker, session, r, v).await,
-        RequestKind::Fetch(r) => later(async move { fetch::handle(&b, r).await.into() }),
-        RequestKind::ListOffsets(r) => Reply::ready(offsets::list_offsets(broker, r, v)),
-        RequestKind::OffsetForLeaderEpoch(r) => {
-            Reply::ready(offsets::offset_for_leader_epoch(broker, r))
+    if let RequestKind::ApiVersions(_) = request.body {
+        return Reply::ready(api_versions::response());
+    }
+    if let (RequestKind::Fetch(r), Some(cell), Listener::Plaintext) =
+        (&request.body, &broker.cell, session.listener)
+    {
+        if r.replica_id.0 >= 0 {
+            let (cell, RequestKind::Fetch(r)) = (cell.clone(), request.body) else {
+                unreachable!("matched above")
+            };
+            return later(async move { replica_fetch::handle(&b, &cell, r).await.into() });
         }
-        RequestKind::DeleteRecords(r) => Reply::ready(offsets::delete_records(broker, r)),
+    }
+    let Some(tenant) = session.tenant.clone() else {
+        return Reply::Close(format!(
+            "{:?} on a listener that serves only replication",
+            request.api_key
+        ));
+    };
+    let t = tenant.clone();
+    let listener = session.listener;
+    match request.body {
+        RequestKind::Metadata(r) => {
+            later(async move { metadata::handle(&b, &t, listener, r, v).await.into() })
+        }
+        RequestKind::Produce(r) => produce::handle(broker, session, &tenant, r, v).await,
+        RequestKind::Fetch(r) => later(async move { fetch::handle(&b, &t, r).await.into() }),
+        RequestKind::ListOffsets(r) => Reply::ready(offsets::list_offsets(broker, &tenant, r, v)),
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            Reply::ready(offsets::offset_for_leader_epoch(broker, &tenant, r))
+        }
+        RequestKind::DeleteRecords(r) => Reply::ready(offsets::delete_records(broker, &tenant, r)),
         RequestKind::CreateTopics(r) => {
-            later(async move { admin::create_topics(&b, r, v).await.into() })
+            later(async move { admin::create_topics(&b, &t, r, v).await.into() })
         }
         RequestKind::DeleteTopics(r) => {
-            later(async move { admin::delete_topics(&b, r, v).await.into() })
+            later(async move { admin::delete_topics(&b, &t, r, v).await.into() })
         }
         RequestKind::CreatePartitions(r) => {
-            later(async move { admin::create_partitions(&b, r).await.into() })
+            later(async move { admin::create_partitions(&b, &t, r).await.into() })
         }
-        RequestKind::DescribeCluster(r) => Reply::ready(admin::describe_cluster(broker, r)),
+        RequestKind::DescribeCluster(r) => {
+            Reply::ready(admin::describe_cluster(broker, &tenant, listener, r))
+        }
         RequestKind::InitProducerId(r) => Reply::ready(admin::init_producer_id(broker, r)),
-        RequestKind::DescribeConfigs(r) => Reply::ready(configs::describe(broker, r, v)),
-        RequestKind::AlterConfigs(r) => later(async move { configs::alter(&b, r).await.into() }),
+        RequestKind::DescribeConfigs(r) => Reply::ready(configs::describe(broker, &tenant, r, v)),
+        RequestKind::AlterConfigs(r) => {
+            later(async move { configs::alter(&b, &t, r).await.into() })
+        }
         RequestKind::IncrementalAlterConfigs(r) => {
-            later(async move { configs::incremental_alter(&b, r).await.into() })
+            later(async move { configs::incremental_alter(&b, &t, r).await.into() })
         }
-        RequestKind::FindCoordinator(r) => Reply::ready(groups::find_coordinator(broker, r, v)),
+        RequestKind::FindCoordinator(r) => {
+            Reply::ready(groups::find_coordinator(broker, &tenant, listener, r, v))
+        }
         RequestKind::JoinGroup(r) => {
-            let (client_id, host) = (
-                request
-                    .header
-                    .client_id
-                    .as_ref()
-                    .map(|c| c.to_string())
-                    .unwrap_or_default(),
-                session.peer.ip().to_string(),
-            );
-            later(async move { groups::join_group(&b, r, v, &client_id, &host).await })
+            let client_id = request
+                .header
+                .client_id
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default();
+            let host = session.peer.ip().to_string();
+            later(async move { groups::join_group(&b, &t, r, v, &client_id, &host).await })
         }
-        RequestKind::SyncGroup(r) => later(async move { groups::sync_group(&b, r, v).await }),
-        RequestKind::Heartbeat(r) => later(async move { groups::heartbeat(&b, r, v).await }),
-        RequestKind::LeaveGroup(r) => later(async move { groups::leave_group(&b, r, v).await }),
-        RequestKind::OffsetCommit(r) => later(async move { groups::offset_commit(&b, r, v).await }),
-        RequestKind::OffsetFetch(r) => later(async move { groups::offset_fetch(&b, r, v).await }),
+        RequestKind::SyncGroup(r) => later(async move { groups::sync_group(&b, &t, r, v).await }),
+        RequestKind::Heartbeat(r) => later(async move { groups::heartbeat(&b, &t, r, v).await }),
+        RequestKind::LeaveGroup(r) => later(async move { groups::leave_group(&b, &t, r, v).await }),
+        RequestKind::OffsetCommit(r) => {
+            later(async move { groups::offset_commit(&b, &t, r, v).await })
+        }
+        RequestKind::OffsetFetch(r) => {
+            later(async move { groups::offset_fetch(&b, &t, r, v).await })
+        }
         RequestKind::DescribeGroups(r) => {
-            later(async move { groups::describe_groups(&b, r, v).await })
+            later(async move { groups::describe_groups(&b, &t, r, v).await })
         }
-        RequestKind::ListGroups(r) => later(async move { groups::list_groups(&b, r, v).await }),
-        RequestKind::DeleteGroups(r) => later(async move { groups::delete_groups(&b, r, v).await }),
+        RequestKind::ListGroups(r) => later(async move { groups::list_groups(&b, &t, r, v).await }),
+        RequestKind::DeleteGroups(r) => {
+            later(async move { groups::delete_groups(&b, &t, r, v).await })
+        }
         other => {
-            // Decoding only admits APIs listed in `api_versions`, so this is a wiring bug.
+            // Decoding only admits APIs listed in `api_versions`, and the connection
+            // answers SASL itself, so this is a wiring bug.
             warn!(request = ?std::mem::discriminant(&other), "no handler for an advertised API");
-            Reply::ready(api_versions::response())
+            Reply::Close("no handler for this request".to_string())
         }
     }
 }

@@ -20,6 +20,7 @@ use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
 use crate::error::Result;
+use crate::namespace::TenantId;
 use crate::partition::Partition;
 
 const LATEST: i64 = -1;
@@ -31,11 +32,14 @@ const MAX_TIMESTAMP: i64 = -3;
 /// current (-1 skips the check); otherwise the Kafka error code to answer with.
 pub(crate) fn leader_partition(
     broker: &Broker,
+    tenant: &str,
     topic: &str,
     index: i32,
     current_leader_epoch: i32,
 ) -> std::result::Result<Arc<Partition>, i16> {
-    let p = broker.partition(topic, index).map_err(|e| e.kafka_code())?;
+    let p = broker
+        .partition(tenant, topic, index)
+        .map_err(|e| e.kafka_code())?;
     if current_leader_epoch >= 0 && current_leader_epoch < p.leader_epoch() {
         Err(ResponseError::FencedLeaderEpoch.code())
     } else if current_leader_epoch > p.leader_epoch() {
@@ -49,6 +53,7 @@ pub(crate) fn leader_partition(
 
 pub fn list_offsets(
     broker: &Arc<Broker>,
+    tenant: &TenantId,
     req: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
@@ -68,6 +73,7 @@ pub fn list_offsets(
                         .with_leader_epoch(-1);
                     match leader_partition(
                         broker,
+                        tenant,
                         &name,
                         lp.partition_index,
                         lp.current_leader_epoch,
@@ -110,6 +116,7 @@ fn lookup(p: &Partition, timestamp: i64) -> Result<Option<(i64, i64)>> {
 
 pub fn offset_for_leader_epoch(
     broker: &Arc<Broker>,
+    tenant: &TenantId,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let topics = req
@@ -125,7 +132,13 @@ pub fn offset_for_leader_epoch(
                         .with_partition(op.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    match leader_partition(broker, &name, op.partition, op.current_leader_epoch) {
+                    match leader_partition(
+                        broker,
+                        tenant,
+                        &name,
+                        op.partition,
+                        op.current_leader_epoch,
+                    ) {
                         Err(code) => r.error_code = code,
                         Ok(p) => {
                             if let Some((epoch, end)) = p.end_offset_for_epoch(op.leader_epoch) {
@@ -145,7 +158,11 @@ pub fn offset_for_leader_epoch(
     OffsetForLeaderEpochResponse::default().with_topics(topics)
 }
 
-pub fn delete_records(broker: &Arc<Broker>, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub fn delete_records(
+    broker: &Arc<Broker>,
+    tenant: &TenantId,
+    req: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let topics = req
         .topics
         .into_iter()
@@ -159,7 +176,7 @@ pub fn delete_records(broker: &Arc<Broker>, req: DeleteRecordsRequest) -> Delete
                         .with_partition_index(dp.partition_index)
                         .with_low_watermark(-1);
                     match broker
-                        .partition(&name, dp.partition_index)
+                        .partition(tenant, &name, dp.partition_index)
                         .and_then(|p| p.delete_records_before(dp.offset))
                     {
                         Ok(low) => r.low_watermark = low,

@@ -17,6 +17,7 @@ use super::{error_fields, s, Reply};
 use crate::broker::{now_ms, Broker};
 use crate::connection::Session;
 use crate::error::Error;
+use crate::namespace::TenantId;
 use crate::partition::Partition;
 
 /// What an acks=-1 answer waits for, per partition.
@@ -32,6 +33,7 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(300);
 pub async fn handle(
     broker: &Arc<Broker>,
     _session: &Session,
+    tenant: &TenantId,
     req: ProduceRequest,
     _version: i16,
 ) -> Reply {
@@ -59,7 +61,7 @@ pub async fn handle(
                     "transactional produce is not supported by this broker".into(),
                 ))
             } else {
-                broker.partition(&name, pd.index).and_then(|p| {
+                broker.partition(tenant, &name, pd.index).and_then(|p| {
                     if acks == -1 {
                         p.check_min_isr()?;
                     }
