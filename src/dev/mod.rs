@@ -37,8 +37,8 @@ const CELL_ID: &str = "cell-1";
 const TENANT: &str = "lkc-local";
 /// Brokers and their zones.
 const BROKERS: [(i32, &str); 3] = [(1, "zone-a"), (2, "zone-b"), (3, "zone-c")];
-/// Ports a stack reserves from `--port-base` (the unused ones are for metrics later).
-const PORT_SPAN: u16 = 10;
+/// Ports a stack reserves from `--port-base`.
+const PORT_SPAN: u16 = 20;
 
 const PORT_HELP: &str = "\
 Ports, from --port-base (BASE, default 9092), all on 127.0.0.1:
@@ -47,7 +47,9 @@ Ports, from --port-base (BASE, default 9092), all on 127.0.0.1:
   BASE+4             control plane REST API (9096)
   BASE+5             control plane operator API (9097)
   BASE+6 .. BASE+9   reserved (metrics)
-Two stacks side by side need bases at least 10 apart, e.g. --port-base 19092.
+  BASE+10 .. BASE+12 SASL_PLAINTEXT listeners of brokers 1, 2, 3 (9102, 9103, 9104)
+  BASE+13 .. BASE+19 reserved
+Two stacks side by side need bases at least 20 apart, e.g. --port-base 19092.
 
 Files under DATA_DIR: controller-1/, broker-{1,2,3}/, control-plane/ (SQLite),
 logs/<piece>.log (each process's output), endpoints.json (written once everything is ready,
@@ -70,6 +72,8 @@ pub struct DevArgs {
 /// Where each piece listens.
 struct Layout {
     brokers: Vec<SocketAddr>,
+    /// The brokers' SASL_PLAINTEXT listeners (tenants with API keys).
+    sasl: Vec<SocketAddr>,
     controller: SocketAddr,
     rest: SocketAddr,
     operator: SocketAddr,
@@ -87,6 +91,7 @@ impl Layout {
         let at = |offset: u16| SocketAddr::from(([127, 0, 0, 1], base + offset));
         Ok(Layout {
             brokers: (0..BROKERS.len() as u16).map(at).collect(),
+            sasl: (0..BROKERS.len() as u16).map(|i| at(10 + i)).collect(),
             controller: at(3),
             rest: at(4),
             operator: at(5),
@@ -100,6 +105,12 @@ impl Layout {
             .zip(&self.brokers)
             .map(|((id, _), a)| (format!("broker {id}"), *a))
             .collect();
+        v.extend(
+            BROKERS
+                .iter()
+                .zip(&self.sasl)
+                .map(|((id, _), a)| (format!("broker {id} (SASL)"), *a)),
+        );
         v.push(("the controller".into(), self.controller));
         v.push(("the control plane".into(), self.rest));
         v.push(("the operator API".into(), self.operator));
@@ -281,6 +292,7 @@ impl Stack {
         for (i, (id, zone)) in BROKERS.iter().enumerate() {
             let name = format!("broker-{id}");
             let listen = self.layout.brokers[i].to_string();
+            let sasl = self.layout.sasl[i].to_string();
             self.status
                 .say(&format!("starting {name} ({zone}) on {listen}"));
             let piece = self.piece(
@@ -291,6 +303,8 @@ impl Stack {
                     id.to_string(),
                     "--listen".into(),
                     listen,
+                    "--sasl-listen".into(),
+                    sasl,
                     "--controllers".into(),
                     controller.clone(),
                     "--zone".into(),
@@ -460,19 +474,21 @@ impl Stack {
         let controller = self.layout.controller.to_string();
         let brokers: Vec<Value> = BROKERS
             .iter()
-            .zip(&self.layout.brokers)
-            .map(|((id, zone), addr)| {
+            .zip(self.layout.brokers.iter().zip(&self.layout.sasl))
+            .map(|((id, zone), (addr, sasl))| {
                 let name = format!("broker-{id}");
                 json!({
                     "id": id,
                     "zone": zone,
                     "kafka": addr.to_string(),
+                    "sasl": sasl.to_string(),
                     "pid": self.shared.pid(&name),
                     "log": self.log_of(&name),
                 })
             })
             .collect();
         let bootstrap: Vec<String> = self.layout.brokers.iter().map(|a| a.to_string()).collect();
+        let sasl_bootstrap: Vec<String> = self.layout.sasl.iter().map(|a| a.to_string()).collect();
         let processes: BTreeMap<&str, Value> = self
             .handles
             .iter()
@@ -492,6 +508,7 @@ impl Stack {
                 "controllers": [controller],
                 "logical_cluster": TENANT,
                 "bootstrap": bootstrap.join(","),
+                "sasl_bootstrap": sasl_bootstrap.join(","),
                 "brokers": brokers,
             }],
             "metrics": [],
@@ -581,6 +598,11 @@ fn print_banner(endpoints: &Value, path: &Path, data_dir: &Path) {
     let _ = writeln!(
         out,
         "  Kafka bootstrap   {bootstrap}   (logical cluster {TENANT}, PLAINTEXT)"
+    );
+    let _ = writeln!(
+        out,
+        "  SASL bootstrap    {}   (SASL_PLAINTEXT, API key and secret of a cluster)",
+        cell["sasl_bootstrap"].as_str().unwrap_or_default()
     );
     if let Some(brokers) = cell["brokers"].as_array() {
         for b in brokers {

@@ -9,11 +9,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cells::client::{ClientOptions, ControllerClient};
-use proto::cell::v1::{BrokerState, CreateLogicalClusterRequest};
+use proto::cell::v1::{
+    BrokerState, CreateLogicalClusterRequest, CredentialRecord, DeleteCredentialRequest,
+    PutCredentialRequest,
+};
+use sha2::{Digest, Sha256};
 
 use super::{sigterm_and_wait, BrokerProcess};
 
-/// The logical cluster brokers' unauthenticated listeners serve (their default).
+/// The logical cluster the brokers' unauthenticated PLAINTEXT listeners serve
+/// (`--tenant`, passed by `BrokerProcess::start_in_cell`).
 pub const TENANT: &str = "lkc-local";
 
 /// One controller voter as an OS process.
@@ -151,6 +156,22 @@ impl Cell {
         controller_args: &[&str],
         broker_args: &[&str],
     ) -> Cell {
+        Self::start_with(voters, brokers, controller_args, broker_args, false)
+    }
+
+    /// Like [`Cell::start`], with brokers that serve tenants on a SASL_PLAINTEXT
+    /// listener and nobody unauthenticated (no `--tenant`).
+    pub fn start_sasl(voters: usize, brokers: usize, broker_args: &[&str]) -> Cell {
+        Self::start_with(voters, brokers, &[], broker_args, true)
+    }
+
+    fn start_with(
+        voters: usize,
+        brokers: usize,
+        controller_args: &[&str],
+        broker_args: &[&str],
+        sasl: bool,
+    ) -> Cell {
         let tmp = tempfile::tempdir().expect("tempdir");
         let addrs: Vec<String> = (0..voters).map(|_| free_addr()).collect();
         let spec = addrs
@@ -173,7 +194,16 @@ impl Cell {
         let bs = (0..brokers)
             .map(|i| {
                 let zone = format!("zone-{}", (b'a' + i as u8) as char);
-                BrokerProcess::start_in_cell(i as i32 + 1, &controllers, &zone, broker_args)
+                if sasl {
+                    BrokerProcess::start_in_cell_with_sasl(
+                        i as i32 + 1,
+                        &controllers,
+                        &zone,
+                        broker_args,
+                    )
+                } else {
+                    BrokerProcess::start_in_cell(i as i32 + 1, &controllers, &zone, broker_args)
+                }
             })
             .collect();
         Cell {
@@ -202,6 +232,64 @@ impl Cell {
             .map(|b| b.addr.clone())
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// Every running broker's SASL_PLAINTEXT address, comma-separated.
+    pub fn sasl_bootstrap(&self) -> String {
+        self.brokers
+            .iter()
+            .filter(|b| b.is_running())
+            .filter_map(|b| b.sasl_addr.clone())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Create logical cluster `id` (as the control plane would).
+    pub async fn create_tenant(&self, id: &str) {
+        let r = self
+            .client()
+            .create_logical_cluster(CreateLogicalClusterRequest {
+                cluster_id: id.into(),
+                organization_id: format!("org-{id}"),
+                limits: None,
+            })
+            .await
+            .expect("create the tenant");
+        assert_eq!(r.error_code, 0, "{}", r.error_message);
+    }
+
+    /// Give `cluster` the API key `key` with `secret` (only its SHA-256 travels), owned by
+    /// `principal` (`User:u-...` has full access, `User:sa-...` only its ACLs').
+    pub async fn put_key(&self, cluster: &str, key: &str, secret: &str, principal: &str) {
+        let hash: String = Sha256::digest(secret.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let r = self
+            .client()
+            .put_credential(PutCredentialRequest {
+                credential: Some(CredentialRecord {
+                    api_key: key.into(),
+                    cluster_id: cluster.into(),
+                    principal: principal.into(),
+                    secret_sha256: hash,
+                    owner_is_user: principal.starts_with("User:u-"),
+                }),
+            })
+            .await
+            .expect("put credential");
+        assert_eq!(r.error_code, 0, "{}", r.error_message);
+    }
+
+    pub async fn revoke_key(&self, key: &str) {
+        let r = self
+            .client()
+            .delete_credential(DeleteCredentialRequest {
+                api_key: key.into(),
+            })
+            .await
+            .expect("delete credential");
+        assert_eq!(r.error_code, 0, "{}", r.error_message);
     }
 
     /// Create the tenant the brokers serve and wait until `n` brokers are ACTIVE.

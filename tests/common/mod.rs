@@ -7,6 +7,7 @@
 
 pub mod cell;
 pub mod clients;
+pub mod wire;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,6 +17,8 @@ pub struct BrokerProcess {
     child: Option<Child>,
     pub data_dir: PathBuf,
     pub addr: String,
+    /// The SASL_PLAINTEXT listener's address, for a cell broker started with one.
+    pub sasl_addr: Option<String>,
     /// The broker id (1 for a standalone broker).
     pub node_id: i32,
     log_path: PathBuf,
@@ -28,7 +31,7 @@ pub struct BrokerProcess {
 impl BrokerProcess {
     /// Start a broker with a fresh data directory.
     pub fn start(extra_args: &[&str]) -> BrokerProcess {
-        Self::start_with(1, vec!["--standalone".to_string()], extra_args)
+        Self::start_with(1, vec!["--standalone".to_string()], extra_args, None)
     }
 
     /// Start broker `node_id` of the cell whose controller voters are `controllers`.
@@ -45,14 +48,43 @@ impl BrokerProcess {
             controllers,
             "--zone",
             zone,
+            "--tenant",
+            "lkc-local",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
-        Self::start_with(node_id, mode, extra_args)
+        Self::start_with(node_id, mode, extra_args, None)
     }
 
-    fn start_with(node_id: i32, mode_args: Vec<String>, extra_args: &[&str]) -> BrokerProcess {
+    /// Start broker `node_id` of a cell with a SASL_PLAINTEXT listener as well (its
+    /// address is `sasl_addr`, kept across restarts).
+    pub fn start_in_cell_with_sasl(
+        node_id: i32,
+        controllers: &str,
+        zone: &str,
+        extra_args: &[&str],
+    ) -> BrokerProcess {
+        let mode: Vec<String> = [
+            "--node-id",
+            &node_id.to_string(),
+            "--controllers",
+            controllers,
+            "--zone",
+            zone,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        Self::start_with(node_id, mode, extra_args, Some("127.0.0.1:0".to_string()))
+    }
+
+    fn start_with(
+        node_id: i32,
+        mode_args: Vec<String>,
+        extra_args: &[&str],
+        sasl_addr: Option<String>,
+    ) -> BrokerProcess {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
         let log_path = tmp.path().join("broker.log");
@@ -60,6 +92,7 @@ impl BrokerProcess {
             child: None,
             data_dir,
             addr: "127.0.0.1:0".to_string(),
+            sasl_addr,
             node_id,
             log_path,
             mode_args,
@@ -82,6 +115,13 @@ impl BrokerProcess {
             .arg("broker")
             .args(&self.mode_args)
             .args(["--listen", &self.addr])
+            .args(
+                self.sasl_addr
+                    .as_deref()
+                    .map(|a| ["--sasl-listen", a])
+                    .into_iter()
+                    .flatten(),
+            )
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--port-file")
@@ -98,9 +138,13 @@ impl BrokerProcess {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(addr) = std::fs::read_to_string(&port_file) {
-                if !addr.is_empty() {
+            if let Ok(text) = std::fs::read_to_string(&port_file) {
+                let mut lines = text.lines();
+                if let Some(addr) = lines.next().filter(|a| !a.trim().is_empty()) {
                     self.addr = addr.trim().to_string();
+                    if let Some(sasl) = lines.find_map(|l| l.strip_prefix("sasl=")) {
+                        self.sasl_addr = Some(sasl.trim().to_string());
+                    }
                     return;
                 }
             }
