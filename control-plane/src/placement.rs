@@ -1,7 +1,8 @@
 //! Placement of a new logical cluster into a cell by two random choices (Kora): ask two
 //! random cells for their load (`GetCellLoad`) and take the less loaded one that can hold
 //! the cluster. A cell can hold it when it answers, reports at least one active broker
-//! to bootstrap from, and its load is below the configured ceiling.
+//! with a SASL listener for tenants to bootstrap from, and its load is below the
+//! configured ceiling.
 
 use crate::cells::Cells;
 use crate::store::Store;
@@ -34,9 +35,10 @@ pub fn choose(probes: Vec<Probe>, max_load: f64) -> Result<(String, CellLoad), S
     for p in probes {
         match p.load {
             Err(e) => why.push(e),
-            Ok(load) if load.bootstrap.is_empty() => {
-                why.push(format!("cell {} has no active broker", p.cell_id))
-            }
+            Ok(load) if load.sasl_bootstrap.is_empty() => why.push(format!(
+                "cell {} has no active broker with a SASL listener",
+                p.cell_id
+            )),
             // A NaN load counts as full.
             Ok(load) if load.load.is_nan() || load.load >= max_load => why.push(format!(
                 "cell {} is full (load {:.2}, ceiling {:.2})",
@@ -117,10 +119,10 @@ mod tests {
     fn load(l: f64, brokers: usize) -> CellLoad {
         CellLoad {
             load: l,
-            bootstrap: (0..brokers)
+            sasl_bootstrap: (0..brokers)
                 .map(|i| Endpoint {
                     host: "h".into(),
-                    port: 9092 + i as u32,
+                    port: 9102 + i as u32,
                 })
                 .collect(),
             ..CellLoad::default()

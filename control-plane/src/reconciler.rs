@@ -2,7 +2,7 @@
 //!
 //! - PROVISIONING: place it (see [`crate::placement`]), record the cell *before* asking
 //!   it, `CreateLogicalCluster` with the plan's limits (idempotent by cluster id), record
-//!   the bootstrap from `CellLoad.bootstrap`, and go PROVISIONED; then push its keys.
+//!   the bootstrap from `CellLoad.sasl_bootstrap`, and go PROVISIONED; then push its keys.
 //!   Failures retry with capped exponential backoff; past the provisioning timeout the
 //!   cluster goes FAILED with the last reason.
 //! - PROVISIONED with a new kind or CKU count: `CreateLogicalCluster` again with the new
@@ -234,14 +234,15 @@ async fn provision(store: &Store, prov: &Provisioner, c: &Cluster) -> Result<()>
                 .await?
         }
     };
+    // Tenants' clients authenticate: they bootstrap from the brokers' SASL listeners.
     let bootstrap: Vec<String> = load
-        .bootstrap
+        .sasl_bootstrap
         .iter()
         .map(|e| format!("{}:{}", e.host, e.port))
         .collect();
     if bootstrap.is_empty() {
         return Err(Error::Unavailable(format!(
-            "cell {cell_id} has no active broker to bootstrap from"
+            "cell {cell_id} has no active broker with a SASL listener to bootstrap from"
         )));
     }
     if store
