@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use common::cell::Cell;
 use common::wire::WireClient;
+use kafka_protocol::messages::create_acls_request::AclCreation;
+use kafka_protocol::messages::{ApiKey, CreateAclsRequest, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -84,6 +87,18 @@ async fn post(http: &reqwest::Client, url: &str, token: &str, body: Value) -> Va
     body
 }
 
+/// An ALLOW binding on a LITERAL resource for any host.
+fn acl(resource_type: i8, name: &str, principal: &str, operation: i8) -> AclCreation {
+    AclCreation::default()
+        .with_resource_type(resource_type)
+        .with_resource_name(StrBytes::from_string(name.to_string()))
+        .with_resource_pattern_type(3)
+        .with_principal(StrBytes::from_string(principal.to_string()))
+        .with_host(StrBytes::from_static_str("*"))
+        .with_operation(operation)
+        .with_permission_type(3)
+}
+
 fn sasl(bootstrap: &str, key: &str, secret: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap)
@@ -111,7 +126,9 @@ async fn a_new_user_signs_up_and_produces_with_a_fresh_api_key() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 201, "{:?}", res.text().await);
+    assert_eq!(res.status(), 201);
+    let signed_up: Value = res.json().await.unwrap();
+    let user_id = signed_up["user_id"].as_str().expect("user_id").to_string();
     let login: Value = http
         .post(u("/v1/login"))
         .json(&json!({"email": "ada@example.com", "password": "correct horse battery"}))
@@ -199,6 +216,36 @@ async fn a_new_user_signs_up_and_produces_with_a_fresh_api_key() {
         json!({"display_name": "orders-app", "description": "writes orders"}),
     )
     .await;
+    // The user's own cluster key (full access) grants the service account what it needs:
+    // everything on topic `orders`, and READ on its consumer groups.
+    let user_key = post(
+        &http,
+        &u("/iam/v2/api-keys"),
+        &token,
+        json!({"spec": {"display_name": "admin", "owner": {"id": user_id}, "resource": {"id": cluster_id}}}),
+    )
+    .await;
+    let sa_principal = format!("User:{}", sa["id"].as_str().unwrap());
+    let mut admin = WireClient::sasl_plain(
+        &sasl_addrs[0],
+        user_key["id"].as_str().unwrap(),
+        user_key["spec"]["secret"].as_str().unwrap(),
+    )
+    .await
+    .expect("the user's key authenticates");
+    let grant = CreateAclsRequest::default().with_creations(vec![
+        acl(2, "orders", &sa_principal, 2),
+        acl(3, "*", &sa_principal, 3),
+    ]);
+    let r = admin
+        .call(ApiKey::CreateAcls, 2, grant.into())
+        .await
+        .unwrap();
+    let ResponseKind::CreateAcls(r) = r else {
+        panic!("{r:?}")
+    };
+    assert!(r.results.iter().all(|r| r.error_code == 0), "{r:?}");
+
     let key = post(
         &http,
         &u("/iam/v2/api-keys"),

@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 use common::cell::Cell;
 use common::wire::WireClient;
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
@@ -34,13 +36,14 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     incremental_alter_configs_request, leave_group_request, offset_fetch_request,
-    AlterConfigsRequest, ApiKey, ApiVersionsRequest, BrokerId, CreatePartitionsRequest,
-    CreateTopicsRequest, DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest,
-    DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest,
-    FindCoordinatorRequest, GroupId, HeartbeatRequest, IncrementalAlterConfigsRequest,
-    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestKind, ResponseKind,
-    SyncGroupRequest, TopicName,
+    AlterConfigsRequest, ApiKey, ApiVersionsRequest, BrokerId, CreateAclsRequest,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteAclsRequest, DeleteGroupsRequest,
+    DeleteRecordsRequest, DeleteTopicsRequest, DescribeAclsRequest, DescribeClusterRequest,
+    DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, GroupId,
+    HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, LeaveGroupRequest,
+    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, ProducerId, RequestKind,
+    ResponseKind, SyncGroupRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -767,4 +770,295 @@ async fn bad_credentials_are_refused_and_revoked_keys_lose_their_connections() {
         "REVOCATION: idle connection closed {} ms after the key was deleted",
         closed_after.as_millis()
     );
+}
+
+const KEY_SA: &str = "SAKEYSSSSSSSSSSS";
+const SECRET_SA: &str = "secret-of-the-reader";
+
+fn read_acl(topic: &str, principal: &str) -> AclCreation {
+    AclCreation::default()
+        .with_resource_type(2)
+        .with_resource_name(sv(topic))
+        .with_resource_pattern_type(3)
+        .with_principal(sv(principal))
+        .with_host(sv("*"))
+        .with_operation(3)
+        .with_permission_type(3)
+}
+
+fn all_acls() -> DescribeAclsRequest {
+    DescribeAclsRequest::default()
+        .with_resource_type_filter(1)
+        .with_pattern_type_filter(1)
+        .with_operation(1)
+        .with_permission_type(1)
+}
+
+/// Every error code in a response, in order of appearance.
+fn codes(resp: &ResponseKind) -> Vec<i16> {
+    let text = format!("{resp:?}");
+    text.match_indices("error_code: ")
+        .map(|(i, m)| {
+            let rest = &text[i + m.len()..];
+            let end = rest
+                .find(|c: char| c != '-' && !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            rest[..end].parse().unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_account_with_read_on_one_topic_can_consume_it_and_nothing_else() {
+    let cell = two_tenant_cell().await;
+    cell.put_key(A, KEY_SA, SECRET_SA, "User:sa-reader").await;
+    let mut owner = connect(&cell, KEY_A, SECRET_A).await;
+    for topic in ["orders", "payments"] {
+        let create = CreateTopicsRequest::default()
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(TopicName(sv(topic)))
+                .with_num_partitions(1)
+                .with_replication_factor(3)])
+            .with_timeout_ms(20_000);
+        let r = owner
+            .call(ApiKey::CreateTopics, 7, create.into())
+            .await
+            .unwrap();
+        assert!(codes(&r).iter().all(|c| *c == 0), "{r:?}");
+    }
+    let producer: FutureProducer = sasl_config(&cell.sasl_bootstrap(), KEY_A, SECRET_A)
+        .set("acks", "all")
+        .create()
+        .unwrap();
+    for i in 0..10 {
+        for topic in ["orders", "payments"] {
+            producer
+                .send(
+                    FutureRecord::<(), _>::to(topic).payload(&format!("{topic}-{i}")),
+                    Duration::from_secs(30),
+                )
+                .await
+                .unwrap_or_else(|(e, _)| panic!("owner's produce: {e}"));
+        }
+    }
+    // The owner (a user's key) grants the service account READ on `orders` only.
+    let grant =
+        CreateAclsRequest::default().with_creations(vec![read_acl("orders", "User:sa-reader")]);
+    let r = owner
+        .call(ApiKey::CreateAcls, 2, grant.into())
+        .await
+        .unwrap();
+    assert!(codes(&r).iter().all(|c| *c == 0), "{r:?}");
+    let bad = CreateAclsRequest::default().with_creations(vec![read_acl("orders", "sa-reader")]);
+    let r = owner.call(ApiKey::CreateAcls, 2, bad.into()).await.unwrap();
+    assert_eq!(
+        codes(&r),
+        vec![42],
+        "a principal without User: is an INVALID_REQUEST: {r:?}"
+    );
+
+    // The service account consumes `orders` with a real client.
+    let consumer: BaseConsumer = sasl_config(&cell.sasl_bootstrap(), KEY_SA, SECRET_SA)
+        .set("group.id", "unused")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("orders", 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < 10 && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            got.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string());
+        }
+    }
+    assert_eq!(got.len(), 10, "the reader consumes orders: {got:?}");
+    assert!(got.iter().all(|v| v.starts_with("orders-")));
+    drop(consumer);
+
+    // ...and nothing else.
+    let mut sa = connect(&cell, KEY_SA, SECRET_SA).await;
+    let listed = sa
+        .call(
+            ApiKey::Metadata,
+            12,
+            MetadataRequest::default().with_topics(None).into(),
+        )
+        .await
+        .unwrap();
+    let ResponseKind::Metadata(m) = &listed else {
+        panic!()
+    };
+    let names: Vec<String> = m
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.to_string()))
+        .collect();
+    assert_eq!(
+        names,
+        vec!["orders".to_string()],
+        "the reader lists only what it may describe"
+    );
+    let fetch = |topic: &str| {
+        FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(10)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(sv(topic)))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_partition_max_bytes(1 << 20)])])
+    };
+    let produce = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(sv("orders")))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch(&["not allowed".to_string()])))])]);
+    let refused: Vec<(&str, ApiKey, i16, RequestKind, i16)> = vec![
+        (
+            "Produce to the readable topic",
+            ApiKey::Produce,
+            9,
+            produce.into(),
+            29,
+        ),
+        (
+            "Fetch another topic",
+            ApiKey::Fetch,
+            12,
+            fetch("payments").into(),
+            29,
+        ),
+        (
+            "Metadata of another topic",
+            ApiKey::Metadata,
+            12,
+            MetadataRequest::default()
+                .with_topics(Some(vec![
+                    MetadataRequestTopic::default().with_name(Some(TopicName(sv("payments"))))
+                ]))
+                .into(),
+            29,
+        ),
+        (
+            "CreateTopics",
+            ApiKey::CreateTopics,
+            7,
+            CreateTopicsRequest::default()
+                .with_topics(vec![CreatableTopic::default()
+                    .with_name(TopicName(sv("mine")))
+                    .with_num_partitions(1)
+                    .with_replication_factor(3)])
+                .into(),
+            29,
+        ),
+        (
+            "DeleteTopics",
+            ApiKey::DeleteTopics,
+            6,
+            DeleteTopicsRequest::default()
+                .with_topics(vec![
+                    DeleteTopicState::default().with_name(Some(TopicName(sv("orders"))))
+                ])
+                .into(),
+            29,
+        ),
+        (
+            "FindCoordinator for a group",
+            ApiKey::FindCoordinator,
+            3,
+            FindCoordinatorRequest::default()
+                .with_key(sv("readers"))
+                .into(),
+            30,
+        ),
+        (
+            "InitProducerId",
+            ApiKey::InitProducerId,
+            4,
+            InitProducerIdRequest::default()
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1)
+                .into(),
+            31,
+        ),
+        (
+            "DescribeAcls",
+            ApiKey::DescribeAcls,
+            2,
+            all_acls().into(),
+            31,
+        ),
+        (
+            "CreateAcls for itself",
+            ApiKey::CreateAcls,
+            2,
+            CreateAclsRequest::default()
+                .with_creations(vec![read_acl("payments", "User:sa-reader")])
+                .into(),
+            31,
+        ),
+    ];
+    for (what, key, v, req, want) in refused {
+        let r = sa.call(key, v, req).await.expect(what);
+        let got = codes(&r);
+        assert!(
+            got.contains(&want),
+            "{what}: wanted error {want}, got {got:?} in {r:?}"
+        );
+        assert!(
+            !format!("{r:?}").contains("payments-"),
+            "{what}: data leaked"
+        );
+    }
+
+    // Tenant B's owner sees none of A's ACLs; A's owner sees its binding and deletes it.
+    let mut b = connect(&cell, KEY_B, SECRET_B).await;
+    let r = b
+        .call(ApiKey::DescribeAcls, 2, all_acls().into())
+        .await
+        .unwrap();
+    assert!(
+        !format!("{r:?}").contains("sa-reader"),
+        "B sees A's ACLs: {r:?}"
+    );
+    let r = owner
+        .call(ApiKey::DescribeAcls, 2, all_acls().into())
+        .await
+        .unwrap();
+    assert!(format!("{r:?}").contains("sa-reader"), "{r:?}");
+    let delete = DeleteAclsRequest::default().with_filters(vec![DeleteAclsFilter::default()
+        .with_resource_type_filter(1)
+        .with_pattern_type_filter(1)
+        .with_principal_filter(Some(sv("User:sa-reader")))
+        .with_operation(1)
+        .with_permission_type(1)]);
+    let r = b
+        .call(ApiKey::DeleteAcls, 2, delete.clone().into())
+        .await
+        .unwrap();
+    assert!(
+        !format!("{r:?}").contains("sa-reader"),
+        "B deleted A's ACL: {r:?}"
+    );
+    let r = owner
+        .call(ApiKey::DeleteAcls, 2, delete.into())
+        .await
+        .unwrap();
+    assert!(
+        format!("{r:?}").contains("sa-reader"),
+        "the owner deletes the binding: {r:?}"
+    );
+    let r = sa
+        .call(ApiKey::Fetch, 12, fetch("orders").into())
+        .await
+        .unwrap();
+    assert!(codes(&r).contains(&29), "READ is gone with its ACL: {r:?}");
 }

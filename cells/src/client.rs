@@ -217,6 +217,8 @@ impl ControllerClient {
     rpc!(delete_logical_cluster(DeleteLogicalClusterRequest) -> ChangeResult);
     rpc!(put_credential(PutCredentialRequest) -> ChangeResult);
     rpc!(delete_credential(DeleteCredentialRequest) -> ChangeResult);
+    rpc!(create_acls(CreateAclsRequest) -> ChangeResult);
+    rpc!(delete_acls(DeleteAclsRequest) -> DeleteAclsResponse);
     rpc!(get_cell_load(GetCellLoadRequest) -> CellLoad);
     rpc!(drain_broker(DrainBrokerRequest) -> ChangeResult);
 

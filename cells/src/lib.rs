@@ -9,6 +9,7 @@
 //! Depends on `proto` for its API. Must never depend on `data-plane`, `control-plane` or
 //! `billing`.
 
+pub mod acl;
 pub mod client;
 pub mod config;
 pub mod controller;

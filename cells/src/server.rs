@@ -192,6 +192,20 @@ impl CellController for CellService {
         )
     }
 
+    async fn create_acls(&self, req: Request<CreateAclsRequest>) -> Res<ChangeResult> {
+        let req = req.into_inner();
+        reply(self.controller.create_acls(req.cluster_id, req.acls).await)
+    }
+
+    async fn delete_acls(&self, req: Request<DeleteAclsRequest>) -> Res<DeleteAclsResponse> {
+        let req = req.into_inner();
+        reply(
+            self.controller
+                .delete_acls(req.cluster_id, req.filters)
+                .await,
+        )
+    }
+
     async fn get_cell_load(&self, _req: Request<GetCellLoadRequest>) -> Res<CellLoad> {
         reply(self.controller.cell_load().await)
     }

@@ -60,6 +60,12 @@ pub enum Error {
     PolicyViolation(String),
     #[error("the cell controller is unavailable: {0}")]
     ControllerUnavailable(String),
+    #[error("not authorized to access topic: {0}")]
+    TopicAuthorization(String),
+    #[error("not authorized to access group: {0}")]
+    GroupAuthorization(String),
+    #[error("not authorized to {0} on the cluster")]
+    ClusterAuthorization(String),
     /// An error the cell controller answered with, as a Kafka error code and message.
     #[error("{message}")]
     Controller { code: i16, message: String },
@@ -97,6 +103,9 @@ impl Error {
             Error::PolicyViolation(_) => K::PolicyViolation,
             // Clients retry this one, after refreshing metadata.
             Error::ControllerUnavailable(_) => K::NotController,
+            Error::TopicAuthorization(_) => K::TopicAuthorizationFailed,
+            Error::GroupAuthorization(_) => K::GroupAuthorizationFailed,
+            Error::ClusterAuthorization(_) => K::ClusterAuthorizationFailed,
             Error::Controller { code, .. } => {
                 ResponseError::try_from_code(*code).unwrap_or(K::UnknownServerError)
             }

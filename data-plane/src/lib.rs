@@ -12,6 +12,7 @@
 
 pub mod alloc_guard;
 pub mod auth;
+pub mod authz;
 pub mod broker;
 pub mod cell;
 pub mod codec;

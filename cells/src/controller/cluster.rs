@@ -2,9 +2,9 @@
 //! load, and the quorum's description.
 
 use proto::cell::v1::{
-    metadata_record::Record, BrokerLoad, BrokerState, CellLoad, ChangeResult,
-    CreateLogicalClusterRequest, CredentialRecord, DescribeQuorumResponse, LogicalClusterRecord,
-    RemoveCredentialRecord, RemoveLogicalClusterRecord,
+    metadata_record::Record, AclList, AclRecord, BrokerLoad, BrokerState, CellLoad, ChangeResult,
+    CreateLogicalClusterRequest, CredentialRecord, DeleteAclsResponse, DescribeQuorumResponse,
+    LogicalClusterRecord, RemoveAclRecord, RemoveCredentialRecord, RemoveLogicalClusterRecord,
 };
 
 use super::{wrap, Controller};
@@ -92,6 +92,71 @@ impl Controller {
                 RemoveCredentialRecord { api_key },
             ))])
             .await?))
+    }
+
+    /// Add ACL bindings to `cluster_id` (already present ones are kept once).
+    pub async fn create_acls(
+        &self,
+        cluster_id: String,
+        acls: Vec<AclRecord>,
+    ) -> Result<ChangeResult, CellError> {
+        let mut records = Vec::with_capacity(acls.len());
+        for mut acl in acls {
+            acl.cluster_id = cluster_id.clone();
+            crate::acl::validate_binding(&acl).map_err(CellError::InvalidArgument)?;
+            records.push(wrap(Record::Acl(acl)));
+        }
+        let _guard = self.lead().await?;
+        if !self.hub.image().clusters.contains_key(&cluster_id) {
+            return Err(CellError::NotFound(format!(
+                "logical cluster {cluster_id} does not exist"
+            )));
+        }
+        if records.is_empty() {
+            return Ok(ok(self.hub.offset()));
+        }
+        Ok(ok(self.commit(records).await?))
+    }
+
+    /// Remove the bindings of `cluster_id` each filter selects; returns them per filter.
+    pub async fn delete_acls(
+        &self,
+        cluster_id: String,
+        filters: Vec<AclRecord>,
+    ) -> Result<DeleteAclsResponse, CellError> {
+        let _guard = self.lead().await?;
+        let mut removed: Vec<AclRecord> = Vec::new();
+        let mut deleted = Vec::with_capacity(filters.len());
+        {
+            let image = self.hub.image();
+            for f in &filters {
+                let hits: Vec<AclRecord> = image
+                    .acls
+                    .iter()
+                    .filter(|a| a.cluster_id == cluster_id && crate::acl::matches_filter(f, a))
+                    .cloned()
+                    .collect();
+                for h in &hits {
+                    if !removed.contains(h) {
+                        removed.push(h.clone());
+                    }
+                }
+                deleted.push(AclList { acls: hits });
+            }
+        }
+        let offset = if removed.is_empty() {
+            self.hub.offset()
+        } else {
+            let records = removed
+                .into_iter()
+                .map(|acl| wrap(Record::RemoveAcl(RemoveAclRecord { acl: Some(acl) })))
+                .collect();
+            self.commit(records).await?
+        };
+        Ok(DeleteAclsResponse {
+            result: Some(ok(offset)),
+            deleted,
+        })
     }
 
     /// The cell's load from the image: per-broker leaders and replicas, and

@@ -19,11 +19,12 @@ use kafka_protocol::ResponseError;
 use tracing::warn;
 
 use super::{error_fields, s};
+use crate::authz::Caller;
 use crate::broker::Broker;
 use crate::connection::Listener;
 use crate::error::Error;
-use crate::namespace::TenantId;
 use crate::topic_config;
+use cells::acl::op;
 
 /// Kafka's "source" code for a config set on the topic, and for a default.
 pub const SOURCE_TOPIC: i8 = 1;
@@ -31,10 +32,11 @@ pub const SOURCE_DEFAULT: i8 = 5;
 
 pub async fn create_topics(
     broker: &Arc<Broker>,
-    tenant: &TenantId,
+    caller: &Caller,
     req: CreateTopicsRequest,
     version: i16,
 ) -> CreateTopicsResponse {
+    let tenant = &caller.tenant;
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let name = t.name.0.as_str().to_string();
@@ -85,6 +87,9 @@ pub async fn create_topics(
         };
         let result = match bad {
             Some(e) => Err(e),
+            None if !caller.may_create_topic(&name) => Err(Error::TopicAuthorization(format!(
+                "CREATE on topic `{name}`"
+            ))),
             None => {
                 broker
                     .create_topic(tenant, &name, partitions, rf, configs, req.validate_only)
@@ -136,10 +141,11 @@ pub async fn create_topics(
 
 pub async fn delete_topics(
     broker: &Arc<Broker>,
-    tenant: &TenantId,
+    caller: &Caller,
     req: DeleteTopicsRequest,
     version: i16,
 ) -> DeleteTopicsResponse {
+    let tenant = &caller.tenant;
     // v6+ names topics by name or id in `topics`; older versions list names.
     let targets: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
         req.topics
@@ -162,6 +168,9 @@ pub async fn delete_topics(
             .with_name(name.clone().map(|n| TopicName(s(&n))))
             .with_topic_id(id);
         let result = match &name {
+            Some(n) if !caller.on_topic(op::DELETE, n) => {
+                Err(Error::TopicAuthorization(format!("DELETE on topic `{n}`")))
+            }
             Some(n) => broker.delete_topic(tenant, n).await,
             None => Err(Error::UnknownTopicOrPartition(format!(
                 "no topic has id {id}"
@@ -185,9 +194,10 @@ pub async fn delete_topics(
 
 pub async fn create_partitions(
     broker: &Arc<Broker>,
-    tenant: &TenantId,
+    caller: &Caller,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
+    let tenant = &caller.tenant;
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let name = t.name.0.as_str().to_string();
@@ -196,7 +206,11 @@ pub async fn create_partitions(
             a.iter()
                 .any(|a| a.broker_ids.iter().any(|b| b.0 != broker.config.node_id))
         });
-        let result = if manual_elsewhere {
+        let result = if !caller.on_topic(op::ALTER, &name) {
+            Err(Error::TopicAuthorization(format!(
+                "ALTER on topic `{name}`"
+            )))
+        } else if manual_elsewhere {
             Err(Error::InvalidReplicationFactor(
                 "replica assignments may only name this broker".into(),
             ))
@@ -215,10 +229,11 @@ pub async fn create_partitions(
 
 pub fn describe_cluster(
     broker: &Arc<Broker>,
-    tenant: &TenantId,
+    caller: &Caller,
     listener: Listener,
     _req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
+    let tenant = &caller.tenant;
     let brokers = broker
         .live_brokers(listener)
         .into_iter()
@@ -240,11 +255,16 @@ pub fn describe_cluster(
 /// epoch (KIP-360) gets the next epoch, which resets its sequences.
 pub fn init_producer_id(
     broker: &Arc<Broker>,
+    caller: &Caller,
     req: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let mut r = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
+    if !caller.may_write_idempotently() {
+        r.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        return r;
+    }
     if req.transactional_id.is_some() {
         r.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
         return r;

@@ -15,10 +15,11 @@ use kafka_protocol::messages::{
 
 use super::admin::{SOURCE_DEFAULT, SOURCE_TOPIC};
 use super::{error_fields, s};
+use crate::authz::Caller;
 use crate::broker::Broker;
 use crate::error::{Error, Result};
-use crate::namespace::TenantId;
 use crate::topic_config;
+use cells::acl::op;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -29,10 +30,11 @@ const TYPE_LONG: i8 = 5;
 
 pub fn describe(
     broker: &Arc<Broker>,
-    tenant: &TenantId,
+    caller: &Caller,
     req: DescribeConfigsRequest,
     _version: i16,
 ) -> DescribeConfigsResponse {
+    let tenant = &caller.tenant;
     let results = req
         .resources
         .into_iter()
@@ -46,6 +48,12 @@ pub fn describe(
                     .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
             };
             match res.resource_type {
+                RESOURCE_TOPIC
+                    if !caller.on_topic(op::DESCRIBE_CONFIGS, res.resource_name.as_str()) =>
+                {
+                    out.error_code = kafka_protocol::ResponseError::TopicAuthorizationFailed.code();
+                    out.error_message = Some(s("not authorized to describe this topic's configs"));
+                }
                 RESOURCE_TOPIC => match broker.topic(tenant, res.resource_name.as_str()) {
                     Some(topic) => {
                         out.configs = topic_config::describe(&broker.config.log_defaults, &topic.configs)
@@ -116,14 +124,20 @@ fn topic_resource(resource_type: i8, name: &str) -> Result<()> {
 
 pub async fn alter(
     broker: &Arc<Broker>,
-    tenant: &TenantId,
+    caller: &Caller,
     req: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
+    let tenant = &caller.tenant;
     let mut responses = Vec::with_capacity(req.resources.len());
     for res in req.resources {
         let name = res.resource_name.as_str().to_string();
         let result = async {
             topic_resource(res.resource_type, &name)?;
+            if !caller.on_topic(op::ALTER_CONFIGS, &name) {
+                return Err(Error::TopicAuthorization(format!(
+                    "ALTER_CONFIGS on `{name}`"
+                )));
+            }
             if broker.topic(tenant, &name).is_none() {
                 return Err(Error::UnknownTopicOrPartition(format!(
                     "topic `{name}` does not exist"
@@ -161,14 +175,20 @@ const OP_SUBTRACT: i8 = 3;
 
 pub async fn incremental_alter(
     broker: &Arc<Broker>,
-    tenant: &TenantId,
+    caller: &Caller,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
+    let tenant = &caller.tenant;
     let mut responses = Vec::with_capacity(req.resources.len());
     for res in req.resources {
         let name = res.resource_name.as_str().to_string();
         let result = async {
             topic_resource(res.resource_type, &name)?;
+            if !caller.on_topic(op::ALTER_CONFIGS, &name) {
+                return Err(Error::TopicAuthorization(format!(
+                    "ALTER_CONFIGS on `{name}`"
+                )));
+            }
             let topic = broker.topic(tenant, &name).ok_or_else(|| {
                 Error::UnknownTopicOrPartition(format!("topic `{name}` does not exist"))
             })?;

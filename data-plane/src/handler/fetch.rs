@@ -14,20 +14,20 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use tokio::time::Instant;
 
 use super::s;
+use crate::authz::Caller;
 use crate::broker::Broker;
 use crate::error::Error;
-use crate::namespace::TenantId;
 
 /// Upper bound on how long a fetch may wait, whatever the client asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// A consumer's fetch from `tenant`'s partitions (followers' fetches are
 /// [`super::replica_fetch`]).
-pub async fn handle(broker: &Arc<Broker>, tenant: &TenantId, req: FetchRequest) -> FetchResponse {
+pub async fn handle(broker: &Arc<Broker>, caller: &Caller, req: FetchRequest) -> FetchResponse {
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let min_bytes = req.min_bytes.max(0) as usize;
     long_poll(broker, wait, || {
-        let (response, bytes) = read_once(broker, tenant, &req);
+        let (response, bytes) = read_once(broker, caller, &req);
         let done = bytes >= min_bytes || has_errors(&response);
         (response, done)
     })
@@ -65,7 +65,7 @@ fn has_errors(resp: &FetchResponse) -> bool {
 }
 
 /// One pass over the requested partitions: the response and the record bytes it carries.
-fn read_once(broker: &Broker, tenant: &str, req: &FetchRequest) -> (FetchResponse, usize) {
+fn read_once(broker: &Broker, caller: &Caller, req: &FetchRequest) -> (FetchResponse, usize) {
     let cap = broker.config.fetch_max_bytes;
     let mut remaining = if req.max_bytes <= 0 {
         cap
@@ -92,9 +92,10 @@ fn read_once(broker: &Broker, tenant: &str, req: &FetchRequest) -> (FetchRespons
                 pd.aborted_transactions = Some(vec![]);
             }
             // current_leader_epoch decodes as -1 (no check) before v9.
-            match super::offsets::leader_partition(
+            match super::offsets::authorized_partition(
                 broker,
-                tenant,
+                caller,
+                cells::acl::op::READ,
                 name,
                 fp.partition,
                 fp.current_leader_epoch,

@@ -34,10 +34,12 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError as E;
 
 use super::s;
+use crate::authz::Caller;
 use crate::broker::Broker;
 use crate::connection::Listener;
 use crate::group::GroupCoordinator;
-use crate::namespace::{external_group, internal_group, TenantId};
+use crate::namespace::{external_group, internal_group};
+use cells::acl::op;
 
 const KEY_GROUP: i8 = 0;
 
@@ -48,6 +50,20 @@ fn route(broker: &Broker, tenant: &str, group: &str) -> Result<Arc<GroupCoordina
         (None, Some(cell)) => cell.groups.coordinator(&cell.image(), tenant, group),
         (None, None) => Err(E::CoordinatorNotAvailable),
     }
+}
+
+/// [`route`] for a caller who needs `operation` on the group: GROUP_AUTHORIZATION_FAILED
+/// first when it lacks it.
+fn route_as(
+    broker: &Broker,
+    caller: &Caller,
+    operation: i32,
+    group: &str,
+) -> Result<Arc<GroupCoordinator>, E> {
+    if !caller.on_group(operation, group) {
+        return Err(E::GroupAuthorizationFailed);
+    }
+    route(broker, &caller.tenant, group)
 }
 
 /// The coordinator's id for the tenant's `group`.
@@ -87,16 +103,23 @@ fn locate(
 
 pub fn find_coordinator(
     broker: &Arc<Broker>,
-    tenant: &TenantId,
+    caller: &Caller,
     listener: Listener,
     req: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
+    let tenant = &caller.tenant;
     let answer = |key: &str| -> Result<(i32, String, i32), (E, StrBytes)> {
         if req.key_type != KEY_GROUP {
             return Err((
                 E::CoordinatorNotAvailable,
                 s("only consumer group coordinators exist on this broker (no transactions)"),
+            ));
+        }
+        if !caller.on_group(op::DESCRIBE, key) {
+            return Err((
+                E::GroupAuthorizationFailed,
+                s("not authorized to describe this group"),
             ));
         }
         locate(broker, tenant, listener, key)
@@ -143,13 +166,14 @@ pub fn find_coordinator(
 
 pub async fn join_group(
     broker: &Broker,
-    tenant: &TenantId,
+    caller: &Caller,
     mut req: JoinGroupRequest,
     version: i16,
     client_id: &str,
     host: &str,
 ) -> ResponseKind {
-    match route(broker, tenant, req.group_id.as_str()) {
+    let tenant = &caller.tenant;
+    match route_as(broker, caller, op::READ, req.group_id.as_str()) {
         Ok(c) => {
             req.group_id.0 = inward(broker, tenant, &req.group_id.0);
             c.join_group(req, version, client_id, host).await.into()
@@ -170,11 +194,12 @@ pub async fn join_group(
 
 pub async fn sync_group(
     broker: &Broker,
-    tenant: &TenantId,
+    caller: &Caller,
     mut req: SyncGroupRequest,
     version: i16,
 ) -> ResponseKind {
-    match route(broker, tenant, req.group_id.as_str()) {
+    let tenant = &caller.tenant;
+    match route_as(broker, caller, op::READ, req.group_id.as_str()) {
         Ok(c) => {
             req.group_id.0 = inward(broker, tenant, &req.group_id.0);
             c.sync_group(req, version).await.into()
@@ -187,11 +212,12 @@ pub async fn sync_group(
 
 pub async fn heartbeat(
     broker: &Broker,
-    tenant: &TenantId,
+    caller: &Caller,
     mut req: HeartbeatRequest,
     version: i16,
 ) -> ResponseKind {
-    match route(broker, tenant, req.group_id.as_str()) {
+    let tenant = &caller.tenant;
+    match route_as(broker, caller, op::READ, req.group_id.as_str()) {
         Ok(c) => {
             req.group_id.0 = inward(broker, tenant, &req.group_id.0);
             c.heartbeat(req, version).await.into()
@@ -204,11 +230,12 @@ pub async fn heartbeat(
 
 pub async fn leave_group(
     broker: &Broker,
-    tenant: &TenantId,
+    caller: &Caller,
     mut req: LeaveGroupRequest,
     version: i16,
 ) -> ResponseKind {
-    match route(broker, tenant, req.group_id.as_str()) {
+    let tenant = &caller.tenant;
+    match route_as(broker, caller, op::READ, req.group_id.as_str()) {
         Ok(c) => {
             req.group_id.0 = inward(broker, tenant, &req.group_id.0);
             c.leave_group(req, version).await.into()
@@ -221,14 +248,35 @@ pub async fn leave_group(
 
 pub async fn offset_commit(
     broker: &Broker,
-    tenant: &TenantId,
+    caller: &Caller,
     mut req: OffsetCommitRequest,
     version: i16,
 ) -> ResponseKind {
-    match route(broker, tenant, req.group_id.as_str()) {
+    let tenant = &caller.tenant;
+    match route_as(broker, caller, op::READ, req.group_id.as_str()) {
         Ok(c) => {
             req.group_id.0 = inward(broker, tenant, &req.group_id.0);
-            c.offset_commit(req, version).await.into()
+            // Commits for topics the caller may not read are refused one by one.
+            let (allowed, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut req.topics)
+                .into_iter()
+                .partition(|t| caller.on_topic(op::READ, t.name.as_str()));
+            req.topics = allowed;
+            let mut resp = c.offset_commit(req, version).await;
+            resp.topics.extend(denied.into_iter().map(|t| {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        OffsetCommitResponsePartition::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(E::TopicAuthorizationFailed.code())
+                    })
+                    .collect();
+                OffsetCommitResponseTopic::default()
+                    .with_name(t.name)
+                    .with_partitions(partitions)
+            }));
+            resp.into()
         }
         Err(e) => {
             let topics = req
@@ -256,12 +304,13 @@ pub async fn offset_commit(
 
 pub async fn offset_fetch(
     broker: &Broker,
-    tenant: &TenantId,
+    caller: &Caller,
     mut req: OffsetFetchRequest,
     version: i16,
 ) -> ResponseKind {
+    let tenant = &caller.tenant;
     if version < 8 {
-        return match route(broker, tenant, req.group_id.as_str()) {
+        return match route_as(broker, caller, op::READ, req.group_id.as_str()) {
             Ok(c) => {
                 req.group_id.0 = inward(broker, tenant, &req.group_id.0);
                 c.offset_fetch(req, version).await.into()
@@ -297,7 +346,7 @@ pub async fn offset_fetch(
     }
     let mut groups = Vec::with_capacity(req.groups.len());
     for g in &req.groups {
-        let answer = match route(broker, tenant, g.group_id.as_str()) {
+        let answer = match route_as(broker, caller, op::READ, g.group_id.as_str()) {
             Ok(c) => {
                 let mut g = g.clone();
                 g.group_id.0 = inward(broker, tenant, &g.group_id.0);
@@ -325,13 +374,14 @@ pub async fn offset_fetch(
 
 pub async fn describe_groups(
     broker: &Broker,
-    tenant: &TenantId,
+    caller: &Caller,
     req: DescribeGroupsRequest,
     version: i16,
 ) -> ResponseKind {
+    let tenant = &caller.tenant;
     let mut groups = Vec::with_capacity(req.groups.len());
     for g in &req.groups {
-        let described = match route(broker, tenant, g.as_str()) {
+        let described = match route_as(broker, caller, op::DESCRIBE, g.as_str()) {
             Ok(c) => {
                 let one = req
                     .clone()
@@ -359,13 +409,14 @@ pub async fn describe_groups(
 
 pub async fn delete_groups(
     broker: &Broker,
-    tenant: &TenantId,
+    caller: &Caller,
     req: DeleteGroupsRequest,
     version: i16,
 ) -> ResponseKind {
+    let tenant = &caller.tenant;
     let mut results = Vec::with_capacity(req.groups_names.len());
     for g in &req.groups_names {
-        let result = match route(broker, tenant, g.as_str()) {
+        let result = match route_as(broker, caller, op::DELETE, g.as_str()) {
             Ok(c) => {
                 let one = req
                     .clone()
@@ -393,10 +444,11 @@ pub async fn delete_groups(
 
 pub async fn list_groups(
     broker: &Broker,
-    tenant: &TenantId,
+    caller: &Caller,
     req: ListGroupsRequest,
     version: i16,
 ) -> ResponseKind {
+    let tenant = &caller.tenant;
     let in_cell = broker.cell.is_some();
     let coordinators = match (&broker.groups, &broker.cell) {
         (Some(c), _) => vec![c.clone()],
@@ -413,6 +465,9 @@ pub async fn list_groups(
             .groups
             .extend(r.groups.into_iter().filter_map(|mut g| {
                 let external = external_group(in_cell, tenant, g.group_id.as_str())?;
+                if !caller.on_group(op::DESCRIBE, external) {
+                    return None;
+                }
                 if external.len() != g.group_id.len() {
                     g.group_id.0 = s(external);
                 }

@@ -12,10 +12,11 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use super::s;
+use crate::authz::Caller;
 use crate::broker::{Broker, Topic};
 use crate::connection::Listener;
 use crate::error::Error;
-use crate::namespace::TenantId;
+use cells::acl::op;
 
 fn broker_entries(broker: &Broker, listener: Listener) -> Vec<MetadataResponseBroker> {
     broker
@@ -66,11 +67,12 @@ fn error_topic(name: Option<&str>, id: Uuid, error: ResponseError) -> MetadataRe
 /// Metadata of `tenant`'s cluster, with the brokers' endpoints for `listener`.
 pub async fn handle(
     broker: &Arc<Broker>,
-    tenant: &TenantId,
+    caller: &Caller,
     listener: Listener,
     req: MetadataRequest,
     version: i16,
 ) -> MetadataResponse {
+    let tenant = &caller.tenant;
     // v0: an empty list means all topics; v1+: null means all topics.
     let requested = match req.topics {
         None => None,
@@ -80,9 +82,11 @@ pub async fn handle(
     let auto_create =
         broker.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
     let topics = match requested {
+        // Listing shows only the topics the caller may describe.
         None => broker
             .topics(tenant)
             .iter()
+            .filter(|t| caller.on_topic(op::DESCRIBE, &t.name))
             .map(|t| topic_entry(t))
             .collect(),
         Some(list) => {
@@ -92,8 +96,13 @@ pub async fn handle(
                     Some(name) => {
                         let name = name.0.as_str().to_string();
                         match broker.topic(tenant, &name) {
+                            _ if !caller.on_topic(op::DESCRIBE, &name) => error_topic(
+                                Some(&name),
+                                Uuid::nil(),
+                                ResponseError::TopicAuthorizationFailed,
+                            ),
                             Some(topic) => topic_entry(&topic),
-                            None if auto_create => match broker
+                            None if auto_create && caller.may_create_topic(&name) => match broker
                                 .create_topic(tenant, &name, -1, -1, BTreeMap::new(), false)
                                 .await
                             {
@@ -119,6 +128,9 @@ pub async fn handle(
                         }
                     }
                     None => match broker.topic_by_id(tenant, t.topic_id) {
+                        Some(topic) if !caller.on_topic(op::DESCRIBE, &topic.name) => {
+                            error_topic(None, t.topic_id, ResponseError::TopicAuthorizationFailed)
+                        }
                         Some(topic) => topic_entry(&topic),
                         None => error_topic(None, t.topic_id, ResponseError::UnknownTopicId),
                     },

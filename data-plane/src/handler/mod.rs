@@ -2,6 +2,7 @@
 //! the connection calls. Cross-cutting layers (authentication, tenant scoping, ACLs, quotas)
 //! wrap `dispatch`; handlers themselves only see a [`Session`] and typed requests.
 
+pub mod acls;
 pub mod admin;
 pub mod api_versions;
 pub mod configs;
@@ -19,6 +20,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
+use crate::authz::Caller;
 use crate::broker::Broker;
 use crate::codec::Request;
 use crate::connection::{Listener, Session};
@@ -86,41 +88,41 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request)
             request.api_key
         ));
     };
-    let t = tenant.clone();
+    let c = Arc::new(Caller::new(broker, session, tenant));
     let listener = session.listener;
     match request.body {
         RequestKind::Metadata(r) => {
-            later(async move { metadata::handle(&b, &t, listener, r, v).await.into() })
+            later(async move { metadata::handle(&b, &c, listener, r, v).await.into() })
         }
-        RequestKind::Produce(r) => produce::handle(broker, session, &tenant, r, v).await,
-        RequestKind::Fetch(r) => later(async move { fetch::handle(&b, &t, r).await.into() }),
-        RequestKind::ListOffsets(r) => Reply::ready(offsets::list_offsets(broker, &tenant, r, v)),
+        RequestKind::Produce(r) => produce::handle(broker, session, &c, r, v).await,
+        RequestKind::Fetch(r) => later(async move { fetch::handle(&b, &c, r).await.into() }),
+        RequestKind::ListOffsets(r) => Reply::ready(offsets::list_offsets(broker, &c, r, v)),
         RequestKind::OffsetForLeaderEpoch(r) => {
-            Reply::ready(offsets::offset_for_leader_epoch(broker, &tenant, r))
+            Reply::ready(offsets::offset_for_leader_epoch(broker, &c, r))
         }
-        RequestKind::DeleteRecords(r) => Reply::ready(offsets::delete_records(broker, &tenant, r)),
+        RequestKind::DeleteRecords(r) => Reply::ready(offsets::delete_records(broker, &c, r)),
         RequestKind::CreateTopics(r) => {
-            later(async move { admin::create_topics(&b, &t, r, v).await.into() })
+            later(async move { admin::create_topics(&b, &c, r, v).await.into() })
         }
         RequestKind::DeleteTopics(r) => {
-            later(async move { admin::delete_topics(&b, &t, r, v).await.into() })
+            later(async move { admin::delete_topics(&b, &c, r, v).await.into() })
         }
         RequestKind::CreatePartitions(r) => {
-            later(async move { admin::create_partitions(&b, &t, r).await.into() })
+            later(async move { admin::create_partitions(&b, &c, r).await.into() })
         }
         RequestKind::DescribeCluster(r) => {
-            Reply::ready(admin::describe_cluster(broker, &tenant, listener, r))
+            Reply::ready(admin::describe_cluster(broker, &c, listener, r))
         }
-        RequestKind::InitProducerId(r) => Reply::ready(admin::init_producer_id(broker, r)),
-        RequestKind::DescribeConfigs(r) => Reply::ready(configs::describe(broker, &tenant, r, v)),
+        RequestKind::InitProducerId(r) => Reply::ready(admin::init_producer_id(broker, &c, r)),
+        RequestKind::DescribeConfigs(r) => Reply::ready(configs::describe(broker, &c, r, v)),
         RequestKind::AlterConfigs(r) => {
-            later(async move { configs::alter(&b, &t, r).await.into() })
+            later(async move { configs::alter(&b, &c, r).await.into() })
         }
         RequestKind::IncrementalAlterConfigs(r) => {
-            later(async move { configs::incremental_alter(&b, &t, r).await.into() })
+            later(async move { configs::incremental_alter(&b, &c, r).await.into() })
         }
         RequestKind::FindCoordinator(r) => {
-            Reply::ready(groups::find_coordinator(broker, &tenant, listener, r, v))
+            Reply::ready(groups::find_coordinator(broker, &c, listener, r, v))
         }
         RequestKind::JoinGroup(r) => {
             let client_id = request
@@ -130,24 +132,27 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request)
                 .map(|c| c.to_string())
                 .unwrap_or_default();
             let host = session.peer.ip().to_string();
-            later(async move { groups::join_group(&b, &t, r, v, &client_id, &host).await })
+            later(async move { groups::join_group(&b, &c, r, v, &client_id, &host).await })
         }
-        RequestKind::SyncGroup(r) => later(async move { groups::sync_group(&b, &t, r, v).await }),
-        RequestKind::Heartbeat(r) => later(async move { groups::heartbeat(&b, &t, r, v).await }),
-        RequestKind::LeaveGroup(r) => later(async move { groups::leave_group(&b, &t, r, v).await }),
+        RequestKind::SyncGroup(r) => later(async move { groups::sync_group(&b, &c, r, v).await }),
+        RequestKind::Heartbeat(r) => later(async move { groups::heartbeat(&b, &c, r, v).await }),
+        RequestKind::LeaveGroup(r) => later(async move { groups::leave_group(&b, &c, r, v).await }),
         RequestKind::OffsetCommit(r) => {
-            later(async move { groups::offset_commit(&b, &t, r, v).await })
+            later(async move { groups::offset_commit(&b, &c, r, v).await })
         }
         RequestKind::OffsetFetch(r) => {
-            later(async move { groups::offset_fetch(&b, &t, r, v).await })
+            later(async move { groups::offset_fetch(&b, &c, r, v).await })
         }
         RequestKind::DescribeGroups(r) => {
-            later(async move { groups::describe_groups(&b, &t, r, v).await })
+            later(async move { groups::describe_groups(&b, &c, r, v).await })
         }
-        RequestKind::ListGroups(r) => later(async move { groups::list_groups(&b, &t, r, v).await }),
+        RequestKind::ListGroups(r) => later(async move { groups::list_groups(&b, &c, r, v).await }),
         RequestKind::DeleteGroups(r) => {
-            later(async move { groups::delete_groups(&b, &t, r, v).await })
+            later(async move { groups::delete_groups(&b, &c, r, v).await })
         }
+        RequestKind::DescribeAcls(r) => Reply::ready(acls::describe(broker, &c, r)),
+        RequestKind::CreateAcls(r) => later(async move { acls::create(&b, &c, r).await.into() }),
+        RequestKind::DeleteAcls(r) => later(async move { acls::delete(&b, &c, r).await.into() }),
         other => {
             // Decoding only admits APIs listed in `api_versions`, and the connection
             // answers SASL itself, so this is a wiring bug.

@@ -18,10 +18,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
+use crate::authz::Caller;
 use crate::broker::Broker;
-use crate::error::Result;
-use crate::namespace::TenantId;
+use crate::error::{Error, Result};
 use crate::partition::Partition;
+use cells::acl::op as acl_op;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -51,9 +52,25 @@ pub(crate) fn leader_partition(
     }
 }
 
+/// [`leader_partition`] for a caller who needs `operation` on the topic:
+/// TOPIC_AUTHORIZATION_FAILED before anything else when it lacks it.
+pub(crate) fn authorized_partition(
+    broker: &Broker,
+    caller: &Caller,
+    operation: i32,
+    topic: &str,
+    index: i32,
+    current_leader_epoch: i32,
+) -> std::result::Result<Arc<Partition>, i16> {
+    if !caller.on_topic(operation, topic) {
+        return Err(ResponseError::TopicAuthorizationFailed.code());
+    }
+    leader_partition(broker, &caller.tenant, topic, index, current_leader_epoch)
+}
+
 pub fn list_offsets(
     broker: &Arc<Broker>,
-    tenant: &TenantId,
+    caller: &Caller,
     req: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
@@ -71,9 +88,10 @@ pub fn list_offsets(
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
-                    match leader_partition(
+                    match authorized_partition(
                         broker,
-                        tenant,
+                        caller,
+                        acl_op::DESCRIBE,
                         &name,
                         lp.partition_index,
                         lp.current_leader_epoch,
@@ -116,7 +134,7 @@ fn lookup(p: &Partition, timestamp: i64) -> Result<Option<(i64, i64)>> {
 
 pub fn offset_for_leader_epoch(
     broker: &Arc<Broker>,
-    tenant: &TenantId,
+    caller: &Caller,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let topics = req
@@ -132,9 +150,10 @@ pub fn offset_for_leader_epoch(
                         .with_partition(op.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    match leader_partition(
+                    match authorized_partition(
                         broker,
-                        tenant,
+                        caller,
+                        acl_op::DESCRIBE,
                         &name,
                         op.partition,
                         op.current_leader_epoch,
@@ -160,9 +179,10 @@ pub fn offset_for_leader_epoch(
 
 pub fn delete_records(
     broker: &Arc<Broker>,
-    tenant: &TenantId,
+    caller: &Caller,
     req: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
+    let tenant = &caller.tenant;
     let topics = req
         .topics
         .into_iter()
@@ -175,8 +195,15 @@ pub fn delete_records(
                     let mut r = DeleteRecordsPartitionResult::default()
                         .with_partition_index(dp.partition_index)
                         .with_low_watermark(-1);
-                    match broker
-                        .partition(tenant, &name, dp.partition_index)
+                    let allowed = if caller.on_topic(acl_op::DELETE, &name) {
+                        Ok(())
+                    } else {
+                        Err(Error::TopicAuthorization(format!(
+                            "DELETE on topic `{name}`"
+                        )))
+                    };
+                    match allowed
+                        .and_then(|_| broker.partition(tenant, &name, dp.partition_index))
                         .and_then(|p| p.delete_records_before(dp.offset))
                     {
                         Ok(low) => r.low_watermark = low,

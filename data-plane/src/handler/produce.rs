@@ -14,10 +14,10 @@ use tokio::sync::oneshot;
 use tracing::{debug, debug_span};
 
 use super::{error_fields, s, Reply};
+use crate::authz::Caller;
 use crate::broker::{now_ms, Broker};
 use crate::connection::Session;
 use crate::error::Error;
-use crate::namespace::TenantId;
 use crate::partition::Partition;
 
 /// What an acks=-1 answer waits for, per partition.
@@ -33,10 +33,11 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(300);
 pub async fn handle(
     broker: &Arc<Broker>,
     _session: &Session,
-    tenant: &TenantId,
+    caller: &Caller,
     req: ProduceRequest,
     _version: i16,
 ) -> Reply {
+    let tenant = &caller.tenant;
     let acks = req.acks;
     let mut topics = Vec::with_capacity(req.topic_data.len());
     let mut waits: Vec<(usize, usize, Wait)> = Vec::new();
@@ -45,6 +46,7 @@ pub async fn handle(
     let now = now_ms();
     for topic in req.topic_data {
         let name = topic.name.0.as_str().to_string();
+        let may_write = caller.on_topic(cells::acl::op::WRITE, &name);
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for pd in topic.partition_data {
             let span = debug_span!("produce", topic = %name, partition = pd.index);
@@ -60,6 +62,10 @@ pub async fn handle(
                 Err(Error::InvalidRecord(
                     "transactional produce is not supported by this broker".into(),
                 ))
+            } else if !may_write {
+                Err(Error::TopicAuthorization(format!(
+                    "WRITE on topic `{name}`"
+                )))
             } else {
                 broker.partition(tenant, &name, pd.index).and_then(|p| {
                     if acks == -1 {
