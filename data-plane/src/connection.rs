@@ -253,7 +253,12 @@ async fn sasl_step(
 ) -> (Reply, Result<(), String>) {
     use kafka_protocol::messages::{RequestKind, SaslAuthenticateResponse, SaslHandshakeResponse};
     use kafka_protocol::ResponseError as E;
+    let version = request.version();
     match (request.body, *state) {
+        (RequestKind::SaslHandshake(_), SaslState::Start) if version == 0 => (
+            Reply::None,
+            Err("SaslHandshake v0 (unframed tokens) is not supported; use v1".to_string()),
+        ),
         (RequestKind::SaslHandshake(req), SaslState::Start) => {
             let mechanisms = auth::MECHANISMS.iter().map(|m| handler::s(m)).collect();
             let resp = SaslHandshakeResponse::default().with_mechanisms(mechanisms);

@@ -35,8 +35,11 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
-    // SASL (the SASL listener; answered by the connection, not a handler).
-    (ApiKey::SaslHandshake, 1, 1),
+    // SASL (the SASL listener; answered by the connection, not a handler). v0 is
+    // advertised because librdkafka only enables SASL when v0 is in range; clients that
+    // also see SaslAuthenticate use v1 and framed tokens, and a v0 handshake (raw tokens
+    // after it) is refused by closing the connection.
+    (ApiKey::SaslHandshake, 0, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
 ];
 
