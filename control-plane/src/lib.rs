@@ -6,6 +6,8 @@
 //! `data-plane` or `cells` directly.
 //!
 //! What is here so far:
+//! - [`service`]: every rule of the Cloud API (validation, organisation scoping, paging,
+//!   key pushes), called by both faces; the REST handlers and the gRPC services hold none.
 //! - [`store`]: one set of migrations (`control-plane/migrations/`) for SQLite (default, a
 //!   file in the data dir, WAL mode) and PostgreSQL; organisations, users, sessions,
 //!   environments, service accounts, API keys, plans, cells and clusters.
@@ -35,6 +37,7 @@ pub mod plans;
 pub mod propagate;
 pub mod ratelimit;
 pub mod reconciler;
+pub mod service;
 pub mod store;
 mod util;
 
