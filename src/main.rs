@@ -31,7 +31,8 @@ struct Cli {
 enum Command {
     /// Run a broker.
     Broker(broker_cmd::BrokerArgs),
-    /// Run the control plane's REST API (sign-up, login, environments).
+    /// Run the control plane: the Cloud API over REST (and gRPC with --grpc-listen), the
+    /// provisioning reconciler and the operator API.
     ControlPlane(control_plane_cmd::ControlPlaneArgs),
     /// Run one voter of a cell's controller quorum (Raft metadata).
     Controller(controller_cmd::ControllerArgs),

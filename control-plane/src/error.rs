@@ -1,9 +1,11 @@
-//! The crate's one error type, and its mapping to HTTP at the edge.
+//! The crate's one error type, and its mapping at the two edges, each in one place: HTTP
+//! ([`Error::status`], `IntoResponse`) and gRPC (`From<Error> for tonic::Status`).
 //!
 //! Every REST error answers with Confluent's envelope
-//! `{"errors":[{"status":"404","code":"not_found","detail":"..."}]}`. Details say what
-//! to fix; internal errors are logged and answered without their cause; an unreachable cell
-//! (503) says which cell and why, since that is for the operator and the user to see.
+//! `{"errors":[{"status":"404","code":"not_found","detail":"..."}]}`; a gRPC error is a
+//! status with the same detail as its message. Details say what to fix; internal errors
+//! are logged and answered without their cause; an unreachable cell (503, UNAVAILABLE)
+//! says which cell and why, since that is for the operator and the user to see.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -116,6 +118,25 @@ impl Error {
         } else {
             self.to_string()
         }
+    }
+}
+
+/// The gRPC face's status for each error, with the same detail REST puts in its envelope.
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> tonic::Status {
+        use tonic::Code;
+        let code = match &e {
+            Error::InvalidArgument(_) => Code::InvalidArgument,
+            Error::Unauthenticated(_) => Code::Unauthenticated,
+            Error::NotFound(_) => Code::NotFound,
+            Error::MethodNotAllowed(_) => Code::Unimplemented,
+            Error::AlreadyExists(_) => Code::AlreadyExists,
+            Error::Conflict(_) => Code::FailedPrecondition,
+            Error::RateLimited(_) => Code::ResourceExhausted,
+            Error::Unavailable(_) => Code::Unavailable,
+            Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => Code::Internal,
+        };
+        tonic::Status::new(code, e.public_detail())
     }
 }
 

@@ -11,6 +11,9 @@
 //! - [`store`]: one set of migrations (`control-plane/migrations/`) for SQLite (default, a
 //!   file in the data dir, WAL mode) and PostgreSQL; organisations, users, sessions,
 //!   environments, service accounts, API keys, plans, cells and clusters.
+//! - [`grpc`]: the gRPC face (tonic, `tributary.controlplane.v1`) of the same API: the
+//!   same service calls, authentication, errors (mapped to `tonic::Status` in one place)
+//!   and pagination.
 //! - [`api`]: the REST API (axum): sign-up, login, bearer-token and Cloud-API-key auth,
 //!   `/org/v2/environments`, `/iam/v2/service-accounts`, `/iam/v2/api-keys` and
 //!   `/cmk/v2/clusters`, every route scoped to the caller's organisation.
@@ -26,11 +29,12 @@
 //! - [`error`]: the crate's one error type, mapped to HTTP status and Confluent's error
 //!   envelope at the edge.
 //!
-//! Still to come: the gRPC face, Kafka REST v3, the CLI.
+//! Still to come: Kafka REST v3, the CLI.
 
 pub mod api;
 pub mod cells;
 pub mod error;
+pub mod grpc;
 pub mod operator;
 pub mod placement;
 pub mod plans;
