@@ -38,7 +38,7 @@ const TENANT: &str = "lkc-local";
 /// Brokers and their zones.
 const BROKERS: [(i32, &str); 3] = [(1, "zone-a"), (2, "zone-b"), (3, "zone-c")];
 /// Ports a stack reserves from `--port-base` (the unused ones are for metrics later).
-const PORT_SPAN: u16 = 10;
+const PORT_SPAN: u16 = 14;
 
 const PORT_HELP: &str = "\
 Ports, from --port-base (BASE, default 9092), all on 127.0.0.1:
@@ -46,8 +46,9 @@ Ports, from --port-base (BASE, default 9092), all on 127.0.0.1:
   BASE+3             controller gRPC: the cell API (9095)
   BASE+4             control plane REST API (9096)
   BASE+5             control plane operator API (9097)
-  BASE+6 .. BASE+9   reserved (metrics)
-Two stacks side by side need bases at least 10 apart, e.g. --port-base 19092.
+  BASE+6 .. BASE+12  reserved (metrics)
+  BASE+13            control plane gRPC API (9105)
+Two stacks side by side need bases at least 14 apart, e.g. --port-base 19092.
 
 Files under DATA_DIR: controller-1/, broker-{1,2,3}/, control-plane/ (SQLite),
 logs/<piece>.log (each process's output), endpoints.json (written once everything is ready,
@@ -73,6 +74,8 @@ struct Layout {
     controller: SocketAddr,
     rest: SocketAddr,
     operator: SocketAddr,
+    /// The control plane's gRPC face.
+    grpc: SocketAddr,
 }
 
 impl Layout {
@@ -90,6 +93,7 @@ impl Layout {
             controller: at(3),
             rest: at(4),
             operator: at(5),
+            grpc: at(13),
         })
     }
 
@@ -103,6 +107,7 @@ impl Layout {
         v.push(("the controller".into(), self.controller));
         v.push(("the control plane".into(), self.rest));
         v.push(("the operator API".into(), self.operator));
+        v.push(("the control plane's gRPC API".into(), self.grpc));
         v
     }
 }
@@ -369,6 +374,8 @@ impl Stack {
                 format!("{CELL_ID}={controller}"),
                 "--operator-listen".into(),
                 self.layout.operator.to_string(),
+                "--grpc-listen".into(),
+                self.layout.grpc.to_string(),
             ],
             Duration::from_secs(15),
         );
@@ -486,7 +493,7 @@ impl Stack {
         json!({
             "rest": format!("http://{}", self.layout.rest),
             "operator": format!("http://{}", self.layout.operator),
-            "grpc": controller,
+            "grpc": format!("http://{}", self.layout.grpc),
             "cells": [{
                 "id": CELL_ID,
                 "controllers": [controller],
@@ -601,8 +608,13 @@ fn print_banner(endpoints: &Value, path: &Path, data_dir: &Path) {
     );
     let _ = writeln!(
         out,
-        "  cell API (gRPC)   {}",
+        "  gRPC API          {}",
         endpoints["grpc"].as_str().unwrap_or_default()
+    );
+    let _ = writeln!(
+        out,
+        "  cell API (gRPC)   {}",
+        cell["controllers"][0].as_str().unwrap_or_default()
     );
     let _ = writeln!(
         out,
