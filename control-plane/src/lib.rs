@@ -17,6 +17,8 @@
 //! - [`api`]: the REST API (axum): sign-up, login, bearer-token and Cloud-API-key auth,
 //!   `/org/v2/environments`, `/iam/v2/service-accounts`, `/iam/v2/api-keys` and
 //!   `/cmk/v2/clusters`, every route scoped to the caller's organisation.
+//! - Kafka REST v3 (`api/kafka.rs`, [`service::kafka`]): each cluster's topics, with an
+//!   API key of that cluster, through its cell's controller.
 //! - [`plans`]: limits per cluster kind, versioned in the store, sent to cells.
 //! - [`cells`], [`placement`], [`reconciler`], [`propagate`]: the cells' gRPC clients,
 //!   two-random-choices placement, the restart-safe provisioning loop and API-key
@@ -29,7 +31,7 @@
 //! - [`error`]: the crate's one error type, mapped to HTTP status and Confluent's error
 //!   envelope at the edge.
 //!
-//! Still to come: Kafka REST v3, the CLI.
+//! Still to come: consumer groups and ACLs in Kafka REST.
 
 pub mod api;
 pub mod cells;

@@ -7,6 +7,7 @@
 
 pub mod cell;
 pub mod clients;
+pub mod control_plane;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -14,6 +14,7 @@ mod clusters;
 mod envelope;
 mod environments;
 mod extract;
+mod kafka;
 pub mod openapi;
 mod service_accounts;
 

@@ -16,6 +16,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod clusters;
 pub mod environments;
+pub mod kafka;
 mod page;
 pub mod service_accounts;
 
