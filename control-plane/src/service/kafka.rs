@@ -30,10 +30,16 @@ pub const MAX_PARTITIONS: i32 = 10_000;
 /// Most replicas of a partition.
 pub const MAX_REPLICATION_FACTOR: i32 = 16;
 
-/// Kafka error codes the controller answers per topic.
+/// Kafka error codes the controller answers per topic (`cells/src/error.rs`).
 mod codes {
     pub const UNKNOWN_TOPIC_OR_PARTITION: i32 = 3;
+    pub const INVALID_TOPIC_EXCEPTION: i32 = 17;
     pub const TOPIC_ALREADY_EXISTS: i32 = 36;
+    pub const INVALID_PARTITIONS: i32 = 37;
+    pub const INVALID_REPLICATION_FACTOR: i32 = 38;
+    pub const INVALID_CONFIG: i32 = 40;
+    pub const INVALID_REQUEST: i32 = 42;
+    pub const POLICY_VIOLATION: i32 = 44;
 }
 
 /// A topic as Kafka REST shows it.
@@ -199,10 +205,14 @@ fn topic_error(cluster: &Cluster, r: &TopicResult) -> Error {
             r.name, cluster.id
         )),
         codes::UNKNOWN_TOPIC_OR_PARTITION => topic_not_found(&cluster.id, &r.name),
-        // INVALID_TOPIC_EXCEPTION, INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR,
-        // INVALID_CONFIG, INVALID_REQUEST, POLICY_VIOLATION (the plan's partition limit):
-        // the cell's message says what is wrong.
-        17 | 37 | 38 | 40 | 42 | 44 => Error::InvalidArgument(r.error_message.clone()),
+        // The cell's message says what is wrong (POLICY_VIOLATION: the plan's partition
+        // limit).
+        codes::INVALID_TOPIC_EXCEPTION
+        | codes::INVALID_PARTITIONS
+        | codes::INVALID_REPLICATION_FACTOR
+        | codes::INVALID_CONFIG
+        | codes::INVALID_REQUEST
+        | codes::POLICY_VIOLATION => Error::InvalidArgument(r.error_message.clone()),
         code => Error::Unavailable(format!(
             "cell {} answered Kafka error {code} for topic {:?}: {}",
             cluster.cell_id, r.name, r.error_message
