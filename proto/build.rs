@@ -5,7 +5,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     // SAFETY: build scripts are single-threaded; prost-build reads PROTOC.
     unsafe { std::env::set_var("PROTOC", protoc) };
-    let protos = ["proto/tributary/cell/v1/cell.proto"];
+    let protos = [
+        "proto/tributary/cell/v1/cell.proto",
+        "proto/tributary/controlplane/v1/controlplane.proto",
+    ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

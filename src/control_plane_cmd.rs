@@ -1,5 +1,6 @@
 //! `tributary control-plane`: the REST API (sign-up, login, environments, clusters,
-//! service accounts, API keys) and the provisioning reconciler that places clusters into
+//! service accounts, API keys), the same API over gRPC with `--grpc-listen`, and the
+//! provisioning reconciler that places clusters into
 //! the cells given with `--cell`, on SQLite in the data dir by default or PostgreSQL with
 //! `--database-url`, and the operator API (cells, their load and tenants) on its own
 //! listener, authenticated by `--operator-token` / `TRIBUTARY_OPERATOR_TOKEN`. Serves until
@@ -42,6 +43,13 @@ pub struct ControlPlaneArgs {
     /// Override one plan limit: `KIND.FIELD=VALUE`, e.g. `Basic.max_partitions=100`.
     #[arg(long = "plan-limit")]
     plan_limits: Vec<String>,
+    /// Address for the gRPC face of the same API (`tributary.controlplane.v1`; port 0 picks
+    /// a free port, see --grpc-port-file). Absent: no gRPC face.
+    #[arg(long)]
+    grpc_listen: Option<SocketAddr>,
+    /// Write the gRPC face's bound address to this file once listening.
+    #[arg(long, requires = "grpc_listen")]
+    grpc_port_file: Option<PathBuf>,
     /// Address for the operator API (port 0 picks a free port; see --operator-port-file).
     /// Keep it off public networks.
     #[arg(long, default_value = "127.0.0.1:8081")]
@@ -83,6 +91,15 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
             )
         })?;
     let operator_bound = operator_listener.local_addr()?;
+    let grpc_listener = match args.grpc_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for the gRPC API"))?,
+        ),
+        None => None,
+    };
+    let grpc_bound = grpc_listener.as_ref().map(|l| l.local_addr()).transpose()?;
     let mut plans = Plans::default();
     for spec in &args.plan_limits {
         plans.apply_override(spec)?;
@@ -99,11 +116,14 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.operator_port_file {
         data_plane::fsutil::write_atomic(path, operator_bound.to_string().as_bytes())?;
     }
+    if let (Some(path), Some(bound)) = (&args.grpc_port_file, grpc_bound) {
+        data_plane::fsutil::write_atomic(path, bound.to_string().as_bytes())?;
+    }
     let operator_token = args.operator_token.clone().filter(|t| !t.is_empty());
     if operator_token.is_none() {
         warn!(%operator_bound, "no operator token (--operator-token or TRIBUTARY_OPERATOR_TOKEN): the operator API refuses every request");
     }
-    info!(%bound, %operator_bound, backend = ?store.backend(), "control plane ready");
+    info!(%bound, %operator_bound, grpc = ?grpc_bound, backend = ?store.backend(), "control plane ready");
     let shutdown = CancellationToken::new();
     let state = AppState::new(store, config);
     let reconciler = tokio::spawn(control_plane::reconciler::run(
@@ -119,12 +139,22 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
         },
         shutdown.clone(),
     ));
+    let grpc = grpc_listener.map(|l| {
+        tokio::spawn(control_plane::grpc::serve(
+            l,
+            state.clone(),
+            shutdown.clone(),
+        ))
+    });
     let server = tokio::spawn(control_plane::serve(listener, state, shutdown.clone()));
     crate::wait_for_signal().await;
     info!("shutting down");
     shutdown.cancel();
     server.await??;
     operator.await??;
+    if let Some(grpc) = grpc {
+        grpc.await??;
+    }
     let _ = reconciler.await;
     Ok(())
 }

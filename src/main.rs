@@ -2,10 +2,12 @@
 //! broker with a PLAINTEXT listener and no authentication; `tributary control-plane` runs the
 //! REST API; `tributary controller` runs one voter of a cell's controller quorum;
 //! `tributary cell` operates a cell through its controllers; `tributary dev` runs all of
-//! them as supervised processes on one machine.
+//! them as supervised processes on one machine. `signup`, `login`, `environment`, `kafka`,
+//! `service-account` and `api-key` are the user CLI, a client of the REST API (`cli/`).
 
 mod broker_cmd;
 mod cell_cmd;
+mod cli;
 mod control_plane_cmd;
 mod controller_cmd;
 mod dev;
@@ -31,7 +33,8 @@ struct Cli {
 enum Command {
     /// Run a broker.
     Broker(broker_cmd::BrokerArgs),
-    /// Run the control plane's REST API (sign-up, login, environments).
+    /// Run the control plane: the Cloud API over REST (and gRPC with --grpc-listen), the
+    /// provisioning reconciler and the operator API.
     ControlPlane(control_plane_cmd::ControlPlaneArgs),
     /// Run one voter of a cell's controller quorum (Raft metadata).
     Controller(controller_cmd::ControllerArgs),
@@ -40,6 +43,21 @@ enum Command {
     /// Run the whole service on this machine: a cell (controller + 3 brokers) and the
     /// control plane, each its own supervised process, data under one directory.
     Dev(dev::DevArgs),
+    /// Sign up: a new organisation and its first user (through the REST API, --url).
+    Signup(cli::SignupArgs),
+    /// Log in and save a token for the other commands (per API URL, in a 0600 file under
+    /// $XDG_CONFIG_HOME/tributary or ~/.config/tributary).
+    Login(cli::LoginArgs),
+    /// Forget the saved token for the API URL.
+    Logout(cli::LogoutArgs),
+    /// Manage environments.
+    Environment(cli::EnvironmentArgs),
+    /// Manage Kafka clusters and their topics.
+    Kafka(cli::KafkaArgs),
+    /// Manage service accounts.
+    ServiceAccount(cli::ServiceAccountArgs),
+    /// Manage API keys (Cloud API keys and cluster API keys).
+    ApiKey(cli::ApiKeyArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,6 +80,13 @@ fn main() -> anyhow::Result<()> {
         Command::Controller(args) => runtime.block_on(controller_cmd::run(args)),
         Command::Cell(args) => runtime.block_on(cell_cmd::run(args)),
         Command::Dev(args) => runtime.block_on(dev::run(args)),
+        Command::Signup(args) => cli::finish(runtime.block_on(cli::signup(args))),
+        Command::Login(args) => cli::finish(runtime.block_on(cli::login(args))),
+        Command::Logout(args) => cli::finish(runtime.block_on(cli::logout(args))),
+        Command::Environment(args) => cli::finish(runtime.block_on(cli::environment(args))),
+        Command::Kafka(args) => cli::finish(runtime.block_on(cli::kafka(args))),
+        Command::ServiceAccount(args) => cli::finish(runtime.block_on(cli::service_account(args))),
+        Command::ApiKey(args) => cli::finish(runtime.block_on(cli::api_key(args))),
     }
 }
 

@@ -22,7 +22,8 @@ use serde_json::Value;
 const RECORDS: usize = 1000;
 const TOPIC: &str = "orders";
 
-/// A base port whose 10 ports all bind right now (retrying over random bases).
+/// A base port whose 20 ports (the stack's span) all bind right now (retrying over random
+/// bases).
 fn free_port_base() -> u16 {
     let seed = std::process::id() as u64
         ^ std::time::SystemTime::now()
@@ -36,15 +37,15 @@ fn free_port_base() -> u16 {
         x ^= x >> 7;
         x ^= x << 17;
         // Below the kernel's ephemeral range (32768+), so clients do not take them later.
-        let base = 20_000 + (x % 1_200) as u16 * 10;
-        let held: Vec<_> = (0..10)
+        let base = 20_000 + (x % 600) as u16 * 20;
+        let held: Vec<_> = (0..20)
             .map_while(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).ok())
             .collect();
-        if held.len() == 10 {
+        if held.len() == 20 {
             return base;
         }
     }
-    panic!("no free range of 10 ports found");
+    panic!("no free range of 20 ports found");
 }
 
 /// `tributary dev` as a child process; its output goes to a file printed on failure.
@@ -323,6 +324,13 @@ async fn dev_stack_serves_clients_restarts_a_killed_broker_and_resumes_after_sig
     );
     assert!(endpoints["metrics"].is_array());
     assert_eq!(endpoints["cells"][0]["id"], "cell-1");
+    let grpc = format!("127.0.0.1:{}", base + 13);
+    assert_eq!(
+        endpoints["grpc"],
+        format!("http://{grpc}"),
+        "the control plane's gRPC"
+    );
+    std::net::TcpStream::connect(&grpc).expect("the gRPC API listens");
     let out = dev.output();
     assert!(out.contains(&bootstrap), "the bootstrap is printed:\n{out}");
     assert!(

@@ -7,11 +7,10 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cell::Cell;
+use common::control_plane::{ControlPlane, Db};
 use common::wire::WireClient;
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::{ApiKey, CreateAclsRequest, ResponseKind};
@@ -22,56 +21,6 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
-
-struct ControlPlane {
-    child: Child,
-    url: String,
-}
-
-impl ControlPlane {
-    // The child is kept in the returned value, whose Drop stops and waits for it.
-    #[allow(clippy::zombie_processes)]
-    fn start(dir: &Path, controllers: &str) -> ControlPlane {
-        let port_file = dir.join("cp.port");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tributary"))
-            .args(["control-plane", "--listen", "127.0.0.1:0"])
-            .args(["--operator-listen", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(dir.join("cp"))
-            .arg("--port-file")
-            .arg(&port_file)
-            .args(["--cell", &format!("cell-test={controllers}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.join("cp.log")).unwrap(),
-            ))
-            .spawn()
-            .expect("spawn control plane");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(addr) = std::fs::read_to_string(&port_file) {
-                if !addr.trim().is_empty() {
-                    return ControlPlane {
-                        child,
-                        url: format!("http://{}", addr.trim()),
-                    };
-                }
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("control plane did not start");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for ControlPlane {
-    fn drop(&mut self) {
-        common::sigterm_and_wait(&mut self.child);
-    }
-}
 
 async fn post(http: &reqwest::Client, url: &str, token: &str, body: Value) -> Value {
     let res = http
@@ -113,11 +62,10 @@ fn sasl(bootstrap: &str, key: &str, secret: &str) -> ClientConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_user_signs_up_and_produces_with_a_fresh_api_key() {
-    let cell = Cell::start_sasl(1, 3, &[]);
+    let cell = Cell::start_sasl(1, 3, &[], &[]);
     cell.wait_active(3).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cp = ControlPlane::start(dir.path(), &cell.controllers);
-    let http = reqwest::Client::new();
+    let cp = ControlPlane::start(&Db::Sqlite, &[format!("cell-test={}", cell.controllers)]).await;
+    let http = cp.http.clone();
     let u = |path: &str| format!("{}{path}", cp.url);
 
     let res = http

@@ -85,7 +85,7 @@ fn sasl_config(bootstrap: &str, key: &str, secret: &str) -> ClientConfig {
 }
 
 async fn two_tenant_cell() -> Cell {
-    let cell = Cell::start_sasl(1, 3, &[]);
+    let cell = Cell::start_sasl(1, 3, &[], &[]);
     cell.wait_active(3).await;
     cell.create_tenant(A).await;
     cell.create_tenant(B).await;

@@ -210,6 +210,41 @@ impl CellController for CellService {
         reply(self.controller.cell_load().await)
     }
 
+    /// A read of the committed image, answered by the leader only: `lead` checks
+    /// leadership and, first in a term, waits until everything committed before it is
+    /// applied, so the answer includes every change acknowledged to the caller.
+    async fn list_topics(&self, req: Request<ListTopicsRequest>) -> Res<ListTopicsResponse> {
+        let req = req.into_inner();
+        drop(self.controller.lead().await.map_err(Status::from)?);
+        let image = self.controller.hub().image();
+        if !image.clusters.contains_key(&req.cluster_id) {
+            return Err(crate::CellError::NotFound(format!(
+                "logical cluster {} does not exist",
+                req.cluster_id
+            ))
+            .into());
+        }
+        let wanted: std::collections::HashSet<&str> =
+            req.names.iter().map(String::as_str).collect();
+        let mut topics: Vec<TopicDescription> = image
+            .topics
+            .values()
+            .filter(|t| t.cluster_id == req.cluster_id)
+            .filter(|t| wanted.is_empty() || wanted.contains(t.name.as_str()))
+            .map(|t| TopicDescription {
+                name: t.name.clone(),
+                topic_id: t.id.as_bytes().to_vec(),
+                configs: t.configs.clone().into_iter().collect(),
+                partitions: t.partitions.values().cloned().collect(),
+            })
+            .collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Response::new(ListTopicsResponse {
+            topics,
+            offset: image.offset,
+        }))
+    }
+
     async fn drain_broker(&self, req: Request<DrainBrokerRequest>) -> Res<ChangeResult> {
         let r = self
             .controller

@@ -1,9 +1,11 @@
-//! The crate's one error type, and its mapping to HTTP at the edge.
+//! The crate's one error type, and its mapping at the two edges, each in one place: HTTP
+//! ([`Error::status`], `IntoResponse`) and gRPC (`From<Error> for tonic::Status`).
 //!
 //! Every REST error answers with Confluent's envelope
-//! `{"errors":[{"status":"404","code":"not_found","detail":"..."}]}`. Details say what
-//! to fix; internal errors are logged and answered without their cause; an unreachable cell
-//! (503) says which cell and why, since that is for the operator and the user to see.
+//! `{"errors":[{"status":"404","code":"not_found","detail":"..."}]}`; a gRPC error is a
+//! status with the same detail as its message. Details say what to fix; internal errors
+//! are logged and answered without their cause; an unreachable cell (503, UNAVAILABLE)
+//! says which cell and why, since that is for the operator and the user to see.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -27,7 +29,12 @@ pub enum Error {
     /// The route exists but not for this method (405).
     #[error("{0}")]
     MethodNotAllowed(String),
-    /// The resource already exists (409).
+    /// The resource already exists: a taken email or name, an existing topic (409,
+    /// gRPC ALREADY_EXISTS).
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The resource is in a state that forbids the change, e.g. an environment that still
+    /// holds clusters (409, gRPC FAILED_PRECONDITION).
     #[error("{0}")]
     Conflict(String),
     /// The client sent too many requests (429).
@@ -52,7 +59,7 @@ impl Error {
             Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::AlreadyExists(_) | Error::Conflict(_) => StatusCode::CONFLICT,
             Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => {
@@ -68,7 +75,7 @@ impl Error {
             Error::Unauthenticated(_) => "unauthenticated",
             Error::NotFound(_) => "not_found",
             Error::MethodNotAllowed(_) => "method_not_allowed",
-            Error::Conflict(_) => "conflict",
+            Error::AlreadyExists(_) | Error::Conflict(_) => "conflict",
             Error::RateLimited(_) => "rate_limited",
             Error::Unavailable(_) => "unavailable",
             Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => "internal",
@@ -97,19 +104,46 @@ pub struct ErrorDetail {
     pub detail: String,
 }
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let status = self.status();
+impl Error {
+    /// What the caller is told: the message, or for internal errors (logged here) a
+    /// generic one that does not leak their cause.
+    fn public_detail(&self) -> String {
         let hide = matches!(
             self,
             Error::Database(_) | Error::Migrate(_) | Error::Internal(_)
         );
-        let detail = if hide {
+        if hide {
             tracing::error!(error = %self, "request failed");
             "internal error; try again later".to_string()
         } else {
             self.to_string()
+        }
+    }
+}
+
+/// The gRPC face's status for each error, with the same detail REST puts in its envelope.
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> tonic::Status {
+        use tonic::Code;
+        let code = match &e {
+            Error::InvalidArgument(_) => Code::InvalidArgument,
+            Error::Unauthenticated(_) => Code::Unauthenticated,
+            Error::NotFound(_) => Code::NotFound,
+            Error::MethodNotAllowed(_) => Code::Unimplemented,
+            Error::AlreadyExists(_) => Code::AlreadyExists,
+            Error::Conflict(_) => Code::FailedPrecondition,
+            Error::RateLimited(_) => Code::ResourceExhausted,
+            Error::Unavailable(_) => Code::Unavailable,
+            Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => Code::Internal,
         };
+        tonic::Status::new(code, e.public_detail())
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let detail = self.public_detail();
         let body = ErrorEnvelope {
             errors: vec![ErrorDetail {
                 status: status.as_u16().to_string(),

@@ -6,12 +6,19 @@
 //! `data-plane` or `cells` directly.
 //!
 //! What is here so far:
+//! - [`service`]: every rule of the Cloud API (validation, organisation scoping, paging,
+//!   key pushes), called by both faces; the REST handlers and the gRPC services hold none.
 //! - [`store`]: one set of migrations (`control-plane/migrations/`) for SQLite (default, a
 //!   file in the data dir, WAL mode) and PostgreSQL; organisations, users, sessions,
 //!   environments, service accounts, API keys, plans, cells and clusters.
+//! - [`grpc`]: the gRPC face (tonic, `tributary.controlplane.v1`) of the same API: the
+//!   same service calls, authentication, errors (mapped to `tonic::Status` in one place)
+//!   and pagination.
 //! - [`api`]: the REST API (axum): sign-up, login, bearer-token and Cloud-API-key auth,
 //!   `/org/v2/environments`, `/iam/v2/service-accounts`, `/iam/v2/api-keys` and
 //!   `/cmk/v2/clusters`, every route scoped to the caller's organisation.
+//! - Kafka REST v3 (`api/kafka.rs`, [`service::kafka`]): each cluster's topics, with an
+//!   API key of that cluster, through its cell's controller.
 //! - [`plans`]: limits per cluster kind, versioned in the store, sent to cells.
 //! - [`cells`], [`placement`], [`reconciler`], [`propagate`]: the cells' gRPC clients,
 //!   two-random-choices placement, the restart-safe provisioning loop and API-key
@@ -24,17 +31,19 @@
 //! - [`error`]: the crate's one error type, mapped to HTTP status and Confluent's error
 //!   envelope at the edge.
 //!
-//! Still to come: the gRPC face, Kafka REST v3, the CLI.
+//! Still to come: consumer groups and ACLs in Kafka REST.
 
 pub mod api;
 pub mod cells;
 pub mod error;
+pub mod grpc;
 pub mod operator;
 pub mod placement;
 pub mod plans;
 pub mod propagate;
 pub mod ratelimit;
 pub mod reconciler;
+pub mod service;
 pub mod store;
 mod util;
 

@@ -101,6 +101,13 @@ impl RateLimiter {
     }
 }
 
+/// The error for a client whose bucket is empty (429, gRPC RESOURCE_EXHAUSTED).
+pub(crate) fn refused(ip: IpAddr) -> Error {
+    Error::RateLimited(format!(
+        "too many sign-up or login attempts from {ip}; wait a few seconds and retry"
+    ))
+}
+
 /// Axum middleware: refuses with 429 and the error envelope when the peer's bucket is empty.
 pub async fn limit(
     State(limiter): State<Arc<RateLimiter>>,
@@ -113,10 +120,7 @@ pub async fn limit(
         .map(|ConnectInfo(addr)| addr.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     if !limiter.check(ip) {
-        return Error::RateLimited(format!(
-            "too many sign-up or login attempts from {ip}; wait a few seconds and retry"
-        ))
-        .into_response();
+        return refused(ip).into_response();
     }
     next.run(request).await
 }

@@ -1,12 +1,15 @@
 //! `GET /openapi.json` against real servers, on SQLite and PostgreSQL: the served document
 //! holds exactly the operations of the route table the router is built from, each routed
-//! for real, with schemas, the error envelope, both security schemes and pagination.
+//! for real, with schemas, the error envelope, the security schemes (bearer token and Cloud
+//! API key for the Cloud API, a cluster's API key for Kafka REST) and pagination.
 //! (`tests/openapi/schemathesis.sh` fuzzes the running binary against this document.)
 
 mod common;
 
 use common::{assert_error, start, Db};
-use control_plane::api::openapi::{route_table, BEARER_SCHEME, CLOUD_API_KEY_SCHEME};
+use control_plane::api::openapi::{
+    route_table, BEARER_SCHEME, CLOUD_API_KEY_SCHEME, CLUSTER_API_KEY_SCHEME,
+};
 use control_plane::ratelimit::RateLimiter;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -78,6 +81,8 @@ async fn document_has_exactly_the_routed_operations(db: Db) {
         "/iam/v2/service-accounts/{id}",
         "/iam/v2/api-keys/{id}",
         "/cmk/v2/clusters/{id}",
+        "/kafka/v3/clusters/{cluster_id}/topics/{topic_name}",
+        "/kafka/v3/clusters/{cluster_id}/topics/{topic_name}/configs",
         "/openapi.json",
     ] {
         assert!(served.iter().any(|(_, p)| p == path), "{path} missing");
@@ -98,6 +103,27 @@ async fn document_has_exactly_the_routed_operations(db: Db) {
     assert_eq!(unique.len(), ids.len(), "operationIds are unique: {ids:?}");
 }
 
+/// `path` with every `{param}` replaced by `value`.
+fn with_params(path: &str, value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}').expect("a closed parameter") + open;
+        out.push_str(&rest[..open]);
+        out.push_str(value);
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The `{param}` names of `path`.
+fn path_params(path: &str) -> Vec<&str> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+        .collect()
+}
+
 /// Sends every documented operation (ids made up, no credentials, no body) and checks the
 /// router took it: never the fallback's "no such route" 404 or a 405.
 async fn every_documented_operation_is_routed(db: Db) {
@@ -105,7 +131,7 @@ async fn every_documented_operation_is_routed(db: Db) {
     let doc = document(&s).await;
     let (token, _) = s.new_account("routes@example.com").await;
     for (method, path) in operations(&doc["paths"]) {
-        let url = s.url(&path.replace("{id}", "x-none"));
+        let url = s.url(&with_params(&path, "x-none"));
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         for auth in [None, Some(token.as_str())] {
             let mut req = s.http.request(m.clone(), &url);
@@ -155,6 +181,8 @@ async fn operations_are_described(db: Db) {
     assert_eq!(schemes[BEARER_SCHEME]["scheme"], "bearer");
     assert_eq!(schemes[CLOUD_API_KEY_SCHEME]["type"], "http");
     assert_eq!(schemes[CLOUD_API_KEY_SCHEME]["scheme"], "basic");
+    assert_eq!(schemes[CLUSTER_API_KEY_SCHEME]["type"], "http");
+    assert_eq!(schemes[CLUSTER_API_KEY_SCHEME]["scheme"], "basic");
     let envelope = &doc["components"]["schemas"]["ErrorEnvelope"];
     assert_eq!(envelope["required"], serde_json::json!(["errors"]));
     let public = ["/v1/signup", "/v1/login", "/openapi.json"];
@@ -178,11 +206,15 @@ async fn operations_are_described(db: Db) {
             assert!(security.is_empty(), "{what} is public");
             continue;
         }
-        assert_eq!(
-            security,
-            BTreeSet::from([BEARER_SCHEME.to_string(), CLOUD_API_KEY_SCHEME.to_string()]),
-            "{what}: both ways to authenticate"
-        );
+        // Kafka REST takes the cluster's API key only; the Cloud API a token or a Cloud
+        // API key.
+        let kafka_rest = path.starts_with("/kafka/v3/");
+        let expected = if kafka_rest {
+            BTreeSet::from([CLUSTER_API_KEY_SCHEME.to_string()])
+        } else {
+            BTreeSet::from([BEARER_SCHEME.to_string(), CLOUD_API_KEY_SCHEME.to_string()])
+        };
+        assert_eq!(security, expected, "{what}: the ways to authenticate");
         // Every error status answers the envelope.
         for (status, response) in responses {
             if status.starts_with('4') || status.starts_with('5') {
@@ -194,14 +226,29 @@ async fn operations_are_described(db: Db) {
             }
         }
         assert!(responses.contains_key("401"), "{what}: no 401");
-        if path.ends_with("{id}") {
+        // Every path parameter is documented, once; a path with one can answer 404.
+        let names = path_params(&path);
+        if !names.is_empty() {
             assert!(responses.contains_key("404"), "{what}: no 404");
-            let params = op["parameters"].as_array().expect("path parameter");
-            assert!(params
+            let documented: Vec<&str> = op["parameters"]
+                .as_array()
+                .expect("path parameters")
                 .iter()
-                .any(|p| p["name"] == "id" && p["in"] == "path"));
+                .filter(|p| p["in"] == "path")
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(documented, names, "{what}: path parameters");
         }
-        if method == "GET" && !path.ends_with("{id}") {
+        if method == "GET" && kafka_rest && !path.ends_with('}') {
+            // Kafka REST lists come whole, in Confluent's v3 list shape.
+            let list = resolve(
+                &doc,
+                &responses["200"]["content"]["application/json"]["schema"],
+            );
+            for field in ["kind", "metadata", "data"] {
+                assert!(list["properties"].get(field).is_some(), "{what}: {field}");
+            }
+        } else if method == "GET" && !path.ends_with('}') {
             // A list: paginated, and its 200 is a list of views.
             let params: BTreeSet<&str> = op["parameters"]
                 .as_array()

@@ -48,7 +48,8 @@ Ports, from --port-base (BASE, default 9092), all on 127.0.0.1:
   BASE+5             control plane operator API (9097)
   BASE+6 .. BASE+9   reserved (metrics)
   BASE+10 .. BASE+12 SASL_PLAINTEXT listeners of brokers 1, 2, 3 (9102, 9103, 9104)
-  BASE+13 .. BASE+19 reserved
+  BASE+13            control plane gRPC API (9105)
+  BASE+14 .. BASE+19 reserved
 Two stacks side by side need bases at least 20 apart, e.g. --port-base 19092.
 
 Files under DATA_DIR: controller-1/, broker-{1,2,3}/, control-plane/ (SQLite),
@@ -77,6 +78,8 @@ struct Layout {
     controller: SocketAddr,
     rest: SocketAddr,
     operator: SocketAddr,
+    /// The control plane's gRPC face.
+    grpc: SocketAddr,
 }
 
 impl Layout {
@@ -95,6 +98,7 @@ impl Layout {
             controller: at(3),
             rest: at(4),
             operator: at(5),
+            grpc: at(13),
         })
     }
 
@@ -114,6 +118,7 @@ impl Layout {
         v.push(("the controller".into(), self.controller));
         v.push(("the control plane".into(), self.rest));
         v.push(("the operator API".into(), self.operator));
+        v.push(("the control plane's gRPC API".into(), self.grpc));
         v
     }
 }
@@ -383,6 +388,8 @@ impl Stack {
                 format!("{CELL_ID}={controller}"),
                 "--operator-listen".into(),
                 self.layout.operator.to_string(),
+                "--grpc-listen".into(),
+                self.layout.grpc.to_string(),
             ],
             Duration::from_secs(15),
         );
@@ -502,7 +509,7 @@ impl Stack {
         json!({
             "rest": format!("http://{}", self.layout.rest),
             "operator": format!("http://{}", self.layout.operator),
-            "grpc": controller,
+            "grpc": format!("http://{}", self.layout.grpc),
             "cells": [{
                 "id": CELL_ID,
                 "controllers": [controller],
@@ -623,8 +630,13 @@ fn print_banner(endpoints: &Value, path: &Path, data_dir: &Path) {
     );
     let _ = writeln!(
         out,
-        "  cell API (gRPC)   {}",
+        "  gRPC API          {}",
         endpoints["grpc"].as_str().unwrap_or_default()
+    );
+    let _ = writeln!(
+        out,
+        "  cell API (gRPC)   {}",
+        cell["controllers"][0].as_str().unwrap_or_default()
     );
     let _ = writeln!(
         out,

@@ -161,8 +161,13 @@ impl Cell {
 
     /// Like [`Cell::start`], with brokers that serve tenants on a SASL_PLAINTEXT
     /// listener and nobody unauthenticated (no `--tenant`).
-    pub fn start_sasl(voters: usize, brokers: usize, broker_args: &[&str]) -> Cell {
-        Self::start_with(voters, brokers, &[], broker_args, true)
+    pub fn start_sasl(
+        voters: usize,
+        brokers: usize,
+        controller_args: &[&str],
+        broker_args: &[&str],
+    ) -> Cell {
+        Self::start_with(voters, brokers, controller_args, broker_args, true)
     }
 
     fn start_with(

@@ -7,6 +7,7 @@
 
 pub mod cell;
 pub mod clients;
+pub mod control_plane;
 pub mod wire;
 
 use std::path::{Path, PathBuf};

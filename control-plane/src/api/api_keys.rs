@@ -1,25 +1,19 @@
 //! `/iam/v2/api-keys`: create, list (keyset pagination, `spec.owner` and `spec.resource`
-//! filters), get, update, delete.
+//! filters), get, update, delete; the rules are in [`crate::service::api_keys`].
 //!
 //! A key is owned by a user or service account of the caller's organisation and bound to
 //! one of its clusters (`spec.resource`), or to nothing: a Cloud API key, which
-//! authenticates this API (see `auth.rs`). The secret is returned once, in the create
-//! response; the store keeps only its SHA-256. A cluster key is pushed to its cell before
-//! the create answers when its cluster is PROVISIONED (within a budget; the reconciler
-//! retries), and its deletion likewise; `status.phase` says whether the cell has it.
+//! authenticates this API. The secret is returned once, in the create response;
+//! `status.phase` says whether a cluster key's cell has it.
 
-use super::auth::{validate_name, Caller};
-use super::clusters::cluster_crn;
-use super::envelope::{
-    decode_token, list_page, page_size, validate_description, List, ObjectMeta, ObjectRef, CRN_ROOT,
-};
+use super::auth::Caller;
+use super::envelope::{list_page, List, ObjectMeta, ObjectRef};
 use super::extract::{ApiJson, ApiQuery};
-use super::service_accounts::principal_crn;
 use super::AppState;
-use crate::error::{Error, ErrorEnvelope, Result};
-use crate::propagate::sync_key;
-use crate::store::{ApiKey, NewApiKey, Phase};
-use crate::util::{new_api_secret, token_hash};
+use crate::error::{ErrorEnvelope, Result};
+use crate::service::api_keys::{KeyFilter, NewKey};
+use crate::service::{self, api_key_crn, cluster_crn, principal_crn, principal_kind, PageRequest};
+use crate::store::ApiKey;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -141,11 +135,7 @@ fn view(base: &str, key: ApiKey, secret: Option<String>) -> ApiKeyView {
             .then(|| format!("{base}/iam/v2/service-accounts/{}", key.owner_id)),
         resource_name: principal_crn(org, &key.owner_id),
         api_version: Some(API_VERSION),
-        kind: Some(if key.owner_id.starts_with("sa-") {
-            "ServiceAccount"
-        } else {
-            "User"
-        }),
+        kind: Some(principal_kind(&key.owner_id)),
         id: key.owner_id.clone(),
     };
     let resource = (!key.resource_id.is_empty()).then(|| ObjectRef {
@@ -160,12 +150,12 @@ fn view(base: &str, key: ApiKey, secret: Option<String>) -> ApiKeyView {
         kind: "ApiKey",
         metadata: ObjectMeta::new(
             format!("{base}/iam/v2/api-keys/{}", key.id),
-            format!("{CRN_ROOT}/organization={org}/api-key={}", key.id),
+            api_key_crn(org, &key.id),
             key.created_at,
             key.updated_at,
         ),
         status: ApiKeyStatus {
-            phase: if key.synced { "READY" } else { "PROPAGATING" },
+            phase: service::api_keys::phase(&key),
         },
         spec: ApiKeySpecView {
             secret,
@@ -176,47 +166,6 @@ fn view(base: &str, key: ApiKey, secret: Option<String>) -> ApiKeyView {
         },
         id: key.id,
     }
-}
-
-fn not_found(id: &str) -> Error {
-    Error::NotFound(format!(
-        "API key {id} not found; list yours with GET /iam/v2/api-keys"
-    ))
-}
-
-/// Checks an id used as a filter or reference: letters, digits and '-', at most 64.
-fn check_id(field: &str, id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(format!(
-            "{field} {id:?} is not a valid id (letters, digits and '-')"
-        )))
-    }
-}
-
-/// Pushes a cluster key to (or removes it from) its cell within the sync budget; on
-/// failure or timeout the reconciler carries on. Never fails the request.
-async fn push_now(state: &AppState, key_id: &str) {
-    let prov = &state.provisioner;
-    match tokio::time::timeout(
-        prov.config.sync_budget,
-        sync_key(&state.store, prov, key_id),
-    )
-    .await
-    {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => {
-            tracing::info!(api_key = %key_id, error = %e, "key push deferred to the reconciler")
-        }
-        Err(_) => {
-            tracing::info!(api_key = %key_id, "key push took too long; deferred to the reconciler")
-        }
-    }
-    prov.wake();
 }
 
 #[utoipa::path(
@@ -240,69 +189,25 @@ pub async fn create(
     headers: HeaderMap,
     ApiJson(req): ApiJson<CreateApiKey>,
 ) -> Result<(StatusCode, Json<ApiKeyView>)> {
-    let org = &caller.organization_id;
     let spec = req.spec;
-    let display_name = match spec.display_name.as_deref() {
-        Some(n) => validate_name("display_name", n)?,
-        None => String::new(),
-    };
-    let description = validate_description(spec.description.as_deref())?;
-    check_id("spec.owner.id", &spec.owner.id)?;
-    if !state.store.principal_in_org(org, &spec.owner.id).await? {
-        return Err(Error::NotFound(format!(
-            "owner {} not found; use your user id or a service account from GET /iam/v2/service-accounts",
-            spec.owner.id
-        )));
-    }
-    let resource_id = match &spec.resource {
-        None => String::new(),
-        Some(r) => {
-            check_id("spec.resource.id", &r.id)?;
-            let cluster = state.store.get_cluster(org, &r.id).await?.ok_or_else(|| {
-                Error::NotFound(format!(
-                    "cluster {} not found; list yours with GET /cmk/v2/clusters?environment=ENV_ID, \
-                     or omit spec.resource for a Cloud API key",
-                    r.id
-                ))
-            })?;
-            if cluster.phase == Phase::Failed {
-                return Err(Error::Conflict(format!(
-                    "cluster {} FAILED and cannot take API keys; create a new cluster",
-                    cluster.id
-                )));
-            }
-            cluster.id
-        }
-    };
-    // API keys are long random secrets (244 bits), not passwords: a fast SHA-256 is the
-    // right hash (nothing to brute-force), and the brokers verify it on every SASL/PLAIN
-    // authentication without a slow KDF in the connection path.
-    let secret = new_api_secret();
-    let key = state
-        .store
-        .create_api_key(&NewApiKey {
-            organization_id: org,
-            display_name: &display_name,
-            description: &description,
+    let created = service::api_keys::create(
+        &state,
+        &caller,
+        NewKey {
+            display_name: spec.display_name.as_deref(),
+            description: spec.description.as_deref(),
             owner_id: &spec.owner.id,
-            resource_id: &resource_id,
-            secret_sha256: &token_hash(&secret),
-        })
-        .await?;
-    tracing::info!(organization_id = %org, api_key = %key.id, resource = %resource_id, "API key created");
-    let key = if key.synced {
-        key
-    } else {
-        push_now(&state, &key.id).await;
-        state
-            .store
-            .get_api_key(org, &key.id)
-            .await?
-            .ok_or_else(|| not_found(&key.id))?
-    };
+            resource_id: spec.resource.as_ref().map(|r| r.id.as_str()),
+        },
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
-        Json(view(&state.base_url(&headers), key, Some(secret))),
+        Json(view(
+            &state.base_url(&headers),
+            created.key,
+            Some(created.secret),
+        )),
     ))
 }
 
@@ -325,36 +230,30 @@ pub async fn list(
     headers: HeaderMap,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<List<ApiKeyView>>> {
-    let page_size = page_size(params.page_size)?;
-    let cursor = decode_token(params.page_token.as_deref(), "")?;
+    let page = PageRequest {
+        page_size: params.page_size,
+        page_token: params.page_token,
+    };
+    let filter = KeyFilter {
+        owner: params.owner,
+        resource: params.resource,
+    };
+    let keys = service::api_keys::list(&state, &caller, &filter, &page).await?;
+    // The filters were checked (letters, digits and '-'), so they are URL-safe.
     let mut filters = Vec::new();
-    if let Some(owner) = &params.owner {
-        check_id("spec.owner", owner)?;
+    if let Some(owner) = &filter.owner {
         filters.push(format!("spec.owner={owner}"));
     }
-    if let Some(resource) = &params.resource {
-        check_id("spec.resource", resource)?;
+    if let Some(resource) = &filter.resource {
         filters.push(format!("spec.resource={resource}"));
     }
-    let keys = state
-        .store
-        .list_api_keys(
-            &caller.organization_id,
-            params.owner.as_deref(),
-            params.resource.as_deref(),
-            cursor.as_ref(),
-            page_size + 1,
-        )
-        .await?;
     let base = state.base_url(&headers);
     Ok(Json(list_page(
         API_VERSION,
         "ApiKeyList",
         &format!("{base}/iam/v2/api-keys"),
         &filters.join("&"),
-        page_size,
         keys,
-        |k| (k.created_at, k.id.as_str()),
         |k| view(&base, k, None),
     )))
 }
@@ -378,11 +277,7 @@ pub async fn get(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<ApiKeyView>> {
-    let key = state
-        .store
-        .get_api_key(&caller.organization_id, &id)
-        .await?
-        .ok_or_else(|| not_found(&id))?;
+    let key = service::api_keys::get(&state, &caller, &id).await?;
     Ok(Json(view(&state.base_url(&headers), key, None)))
 }
 
@@ -408,28 +303,14 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UpdateApiKey>,
 ) -> Result<Json<ApiKeyView>> {
-    let name = req
-        .spec
-        .display_name
-        .as_deref()
-        .map(|n| validate_name("spec.display_name", n))
-        .transpose()?;
-    let description = req
-        .spec
-        .description
-        .as_deref()
-        .map(|d| validate_description(Some(d)))
-        .transpose()?;
-    let key = state
-        .store
-        .update_api_key(
-            &caller.organization_id,
-            &id,
-            name.as_deref(),
-            description.as_deref(),
-        )
-        .await?
-        .ok_or_else(|| not_found(&id))?;
+    let key = service::api_keys::update(
+        &state,
+        &caller,
+        &id,
+        req.spec.display_name.as_deref(),
+        req.spec.description.as_deref(),
+    )
+    .await?;
     Ok(Json(view(&state.base_url(&headers), key, None)))
 }
 
@@ -451,14 +332,6 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    let key = state
-        .store
-        .revoke_api_key(&caller.organization_id, &id)
-        .await?
-        .ok_or_else(|| not_found(&id))?;
-    tracing::info!(organization_id = %caller.organization_id, api_key = %id, "API key deleted");
-    if !key.resource_id.is_empty() {
-        push_now(&state, &id).await;
-    }
+    service::api_keys::delete(&state, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,5 +1,5 @@
 //! `/cmk/v2/clusters`: create, list (`?environment=` required), get, update (name; kind
-//! and CKU changes), delete.
+//! and CKU changes), delete; the rules are in [`crate::service::clusters`].
 //!
 //! A new cluster is PROVISIONING; the reconciler (`crate::reconciler`) places it in a cell
 //! and makes it PROVISIONED (with `spec.kafka_bootstrap_endpoint` and
@@ -7,14 +7,17 @@
 //! keys and hides it at once; the reconciler removes it from its cell. Every query is
 //! scoped to the caller's organisation; another organisation's cluster answers 404.
 
-use super::auth::{validate_name, Caller};
-use super::envelope::{decode_token, list_page, page_size, List, ObjectMeta, ObjectRef, CRN_ROOT};
-use super::environments::{self, environment_crn};
+use super::auth::Caller;
+use super::envelope::{list_page, List, ObjectMeta, ObjectRef};
 use super::extract::{ApiJson, ApiQuery};
 use super::AppState;
-use crate::error::{Error, ErrorEnvelope, Result};
+use crate::error::{ErrorEnvelope, Result};
 use crate::plans::ClusterKind;
-use crate::store::{Cluster, ClusterUpdate, NewCluster, Phase};
+use crate::service::clusters::{
+    bootstrap_endpoint, shown_cku, ClusterChange, ConfigInput, NewClusterInput, MAX_CKU,
+};
+use crate::service::{self, cluster_crn, environment_crn, PageRequest};
+use crate::store::{Cluster, Phase};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -24,9 +27,6 @@ use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
 
 const API_VERSION: &str = "cmk/v2";
-/// The most CKUs a Dedicated cluster may have.
-pub const MAX_CKU: u32 = 100;
-const AVAILABILITIES: [&str; 2] = ["SINGLE_ZONE", "MULTI_ZONE"];
 
 /// A Kafka cluster (`cmk/v2` `Cluster`).
 #[derive(Serialize, ToSchema)]
@@ -79,7 +79,7 @@ struct ClusterStatus {
 }
 
 /// `spec.config`: the kind, and the CKUs of a Dedicated cluster. Its OpenAPI schema is
-/// written by hand (below) so that it states the rule [`validate_config`] applies: CKUs
+/// written by hand (below) so that it states the rule the service layer applies: CKUs
 /// for Dedicated only, and always there.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -139,6 +139,15 @@ impl utoipa::PartialSchema for ConfigSpec {
 }
 
 impl utoipa::ToSchema for ConfigSpec {}
+
+impl From<&ConfigSpec> for ConfigInput {
+    fn from(c: &ConfigSpec) -> ConfigInput {
+        ConfigInput {
+            kind: c.kind.clone(),
+            cku: c.cku,
+        }
+    }
+}
 
 /// A reference to an environment by id.
 #[derive(Deserialize, ToSchema)]
@@ -208,20 +217,10 @@ pub struct ListParams {
     page_token: Option<String>,
 }
 
-/// The CRN of a cluster.
-pub(crate) fn cluster_crn(org_id: &str, env_id: Option<&str>, id: &str) -> String {
-    match env_id {
-        Some(env) => format!(
-            "{}/cloud-cluster={id}/kafka={id}",
-            environment_crn(org_id, env)
-        ),
-        None => format!("{CRN_ROOT}/organization={org_id}/cloud-cluster={id}/kafka={id}"),
-    }
-}
-
 fn view(base: &str, c: Cluster) -> ClusterView {
     let provisioned = c.phase == Phase::Provisioned;
-    let cku = (c.kind == ClusterKind::Dedicated).then_some(c.cku);
+    let cku = shown_cku(&c);
+    let kafka_bootstrap_endpoint = bootstrap_endpoint(&c);
     ClusterView {
         api_version: API_VERSION,
         kind: "Cluster",
@@ -240,8 +239,7 @@ fn view(base: &str, c: Cluster) -> ClusterView {
                 kind: c.kind.as_str(),
                 cku,
             },
-            kafka_bootstrap_endpoint: provisioned
-                .then(|| format!("SASL_PLAINTEXT://{}", c.bootstrap)),
+            kafka_bootstrap_endpoint,
             http_endpoint: provisioned.then(|| base.to_string()),
             environment: ObjectRef {
                 related: Some(format!("{base}/org/v2/environments/{}", c.environment_id)),
@@ -257,69 +255,6 @@ fn view(base: &str, c: Cluster) -> ClusterView {
             reason: (!c.reason.is_empty()).then_some(c.reason),
         },
         id: c.id,
-    }
-}
-
-fn not_found(id: &str) -> Error {
-    Error::NotFound(format!(
-        "cluster {id} not found; list yours with GET /cmk/v2/clusters?environment=ENV_ID"
-    ))
-}
-
-/// Checks `cloud` or `region`: 1 to 64 letters, digits, '-' or '_'.
-fn validate_token(field: &str, value: &str) -> Result<String> {
-    let ok = !value.is_empty()
-        && value.len() <= 64
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(value.to_string())
-    } else {
-        Err(Error::InvalidArgument(format!(
-            "spec.{field} {value:?} is not valid; use 1 to 64 letters, digits, '-' or '_' \
-             (e.g. cloud AWS, region us-east-1)"
-        )))
-    }
-}
-
-/// Checks kind and CKUs against availability: CKUs only (and always) for Dedicated, 1 to
-/// [`MAX_CKU`], at least 2 when MULTI_ZONE; Basic is SINGLE_ZONE only. Returns the kind
-/// and the CKU count to store (0 unless Dedicated).
-fn validate_config(config: &ConfigSpec, availability: &str) -> Result<(ClusterKind, u32)> {
-    let kind: ClusterKind = config.kind.parse()?;
-    if kind == ClusterKind::Basic && availability == "MULTI_ZONE" {
-        return Err(Error::InvalidArgument(
-            "Basic clusters are SINGLE_ZONE only; use Standard or above for MULTI_ZONE".into(),
-        ));
-    }
-    match (kind, config.cku) {
-        (ClusterKind::Dedicated, None) => Err(Error::InvalidArgument(
-            "a Dedicated cluster needs spec.config.cku (1 or more)".into(),
-        )),
-        (ClusterKind::Dedicated, Some(cku)) if !(1..=MAX_CKU).contains(&cku) => {
-            Err(Error::InvalidArgument(format!(
-                "spec.config.cku {cku} is out of range; use 1 to {MAX_CKU}"
-            )))
-        }
-        (ClusterKind::Dedicated, Some(1)) if availability == "MULTI_ZONE" => Err(
-            Error::InvalidArgument("a MULTI_ZONE Dedicated cluster needs at least 2 CKUs".into()),
-        ),
-        (ClusterKind::Dedicated, Some(cku)) => Ok((kind, cku)),
-        (_, Some(_)) => Err(Error::InvalidArgument(format!(
-            "spec.config.cku applies only to Dedicated clusters; remove it for {kind}"
-        ))),
-        (_, None) => Ok((kind, 0)),
-    }
-}
-
-fn validate_availability(value: &str) -> Result<String> {
-    if AVAILABILITIES.contains(&value) {
-        Ok(value.to_string())
-    } else {
-        Err(Error::InvalidArgument(format!(
-            "spec.availability {value:?} is not valid; use SINGLE_ZONE or MULTI_ZONE"
-        )))
     }
 }
 
@@ -343,38 +278,20 @@ pub async fn create(
     headers: HeaderMap,
     ApiJson(req): ApiJson<CreateCluster>,
 ) -> Result<(StatusCode, Json<ClusterView>)> {
-    let org = &caller.organization_id;
     let spec = req.spec;
-    let display_name = validate_name("spec.display_name", &spec.display_name)?;
-    let availability = validate_availability(&spec.availability)?;
-    let cloud = validate_token("cloud", &spec.cloud)?;
-    let region = validate_token("region", &spec.region)?;
-    let (kind, cku) = validate_config(&spec.config, &availability)?;
-    let env = state
-        .store
-        .get_environment(org, &spec.environment.id)
-        .await?
-        .ok_or_else(|| environments::not_found(&spec.environment.id))?;
-    let plan_version = state
-        .store
-        .ensure_plan(kind, &state.config.plans.get(kind))
-        .await?;
-    let cluster = state
-        .store
-        .create_cluster(&NewCluster {
-            organization_id: org,
-            environment_id: &env.id,
-            display_name: &display_name,
-            availability: &availability,
-            cloud: &cloud,
-            region: &region,
-            kind,
-            cku,
-            plan_version,
-        })
-        .await?;
-    tracing::info!(organization_id = %org, cluster = %cluster.id, %kind, cku, "cluster created");
-    state.provisioner.wake();
+    let cluster = service::clusters::create(
+        &state,
+        &caller,
+        NewClusterInput {
+            display_name: &spec.display_name,
+            availability: &spec.availability,
+            cloud: &spec.cloud,
+            region: &spec.region,
+            config: (&spec.config).into(),
+            environment_id: &spec.environment.id,
+        },
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(view(&state.base_url(&headers), cluster)),
@@ -401,33 +318,20 @@ pub async fn list(
     headers: HeaderMap,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<List<ClusterView>>> {
-    let org = &caller.organization_id;
-    let env_id = params.environment.ok_or_else(|| {
-        Error::InvalidArgument(
-            "the environment query parameter is required, e.g. GET /cmk/v2/clusters?environment=env-abc123"
-                .into(),
-        )
-    })?;
-    let page_size = page_size(params.page_size)?;
-    let cursor = decode_token(params.page_token.as_deref(), "lkc-")?;
-    let env = state
-        .store
-        .get_environment(org, &env_id)
-        .await?
-        .ok_or_else(|| environments::not_found(&env_id))?;
-    let clusters = state
-        .store
-        .list_clusters(org, &env.id, cursor.as_ref(), page_size + 1)
-        .await?;
+    let page = PageRequest {
+        page_size: params.page_size,
+        page_token: params.page_token,
+    };
+    let env_id = params.environment.unwrap_or_default();
+    let clusters = service::clusters::list(&state, &caller, Some(env_id.as_str()), &page).await?;
     let base = state.base_url(&headers);
     Ok(Json(list_page(
         API_VERSION,
         "ClusterList",
         &format!("{base}/cmk/v2/clusters"),
-        &format!("environment={}", env.id),
-        page_size,
+        // Found in the organisation, so a real id: URL-safe.
+        &format!("environment={env_id}"),
         clusters,
-        |c| (c.created_at, c.id.as_str()),
         |c| view(&base, c),
     )))
 }
@@ -451,11 +355,7 @@ pub async fn get(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<ClusterView>> {
-    let cluster = state
-        .store
-        .get_cluster(&caller.organization_id, &id)
-        .await?
-        .ok_or_else(|| not_found(&id))?;
+    let cluster = service::clusters::get(&state, &caller, &id).await?;
     Ok(Json(view(&state.base_url(&headers), cluster)))
 }
 
@@ -482,79 +382,19 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UpdateCluster>,
 ) -> Result<Json<ClusterView>> {
-    let org = &caller.organization_id;
-    let current = state
-        .store
-        .get_cluster(org, &id)
-        .await?
-        .ok_or_else(|| not_found(&id))?;
     let spec = req.spec;
-    if let Some(env) = &spec.environment {
-        if env.id != current.environment_id {
-            return Err(Error::InvalidArgument(format!(
-                "cluster {id} is in environment {}; clusters cannot move between environments",
-                current.environment_id
-            )));
-        }
-    }
-    let display_name = spec
-        .display_name
-        .as_deref()
-        .map(|n| validate_name("spec.display_name", n))
-        .transpose()?;
-    let config = match &spec.config {
-        None => None,
-        Some(config) => {
-            let (kind, cku) = validate_config(config, &current.availability)?;
-            if (kind, cku) == (current.kind, current.cku) {
-                None
-            } else {
-                check_change(&current, kind)?;
-                let limits = state.config.plans.get(kind);
-                Some((kind, cku, state.store.ensure_plan(kind, &limits).await?))
-            }
-        }
-    };
-    let resized = config.is_some();
-    let cluster = state
-        .store
-        .update_cluster(
-            org,
-            &id,
-            &ClusterUpdate {
-                display_name: display_name.as_deref(),
-                config,
-            },
-        )
-        .await?
-        .ok_or_else(|| not_found(&id))?;
-    if resized {
-        tracing::info!(organization_id = %org, cluster = %id, kind = %cluster.kind, cku = cluster.cku, "cluster config changed");
-        state.provisioner.wake();
-    }
+    let cluster = service::clusters::update(
+        &state,
+        &caller,
+        &id,
+        ClusterChange {
+            display_name: spec.display_name.as_deref(),
+            config: spec.config.as_ref().map(ConfigInput::from),
+            environment_id: spec.environment.as_ref().map(|e| e.id.as_str()),
+        },
+    )
+    .await?;
     Ok(Json(view(&state.base_url(&headers), cluster)))
-}
-
-/// Which config changes are allowed: none on a FAILED cluster; kind only Basic to
-/// Standard (as Confluent Cloud allows); CKUs of Dedicated within the validated range.
-fn check_change(current: &Cluster, kind: ClusterKind) -> Result<()> {
-    if current.phase == Phase::Failed {
-        return Err(Error::Conflict(format!(
-            "cluster {} FAILED; its config cannot change. Delete it and create a new one",
-            current.id
-        )));
-    }
-    let allowed = kind == current.kind
-        || (current.kind == ClusterKind::Basic && kind == ClusterKind::Standard);
-    if allowed {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(format!(
-            "changing a {} cluster to {kind} is not supported; only Basic to Standard, or the \
-             CKUs of a Dedicated cluster",
-            current.kind
-        )))
-    }
 }
 
 #[utoipa::path(
@@ -575,12 +415,6 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    let cluster = state
-        .store
-        .begin_delete_cluster(&caller.organization_id, &id)
-        .await?
-        .ok_or_else(|| not_found(&id))?;
-    tracing::info!(organization_id = %caller.organization_id, cluster = %id, cell = %cluster.cell_id, "cluster deleted");
-    state.provisioner.wake();
+    service::clusters::delete(&state, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

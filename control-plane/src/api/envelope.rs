@@ -1,17 +1,11 @@
 //! Confluent Cloud's resource envelope, shared by every resource: `metadata` of an object
-//! and of a list, the list shape, and keyset pagination (`page_size`, `page_token`,
-//! `metadata.next`).
+//! and of a list, the list shape, and keyset pagination as URLs (`metadata.first`,
+//! `metadata.next`; the paging itself is [`crate::service::Page`]).
 
-use crate::error::{Error, Result};
-use crate::store::PageCursor;
+use crate::service::Page;
 use crate::util::rfc3339_millis;
 use serde::Serialize;
 use utoipa::ToSchema;
-
-pub const DEFAULT_PAGE_SIZE: i64 = 10;
-pub const MAX_PAGE_SIZE: i64 = 100;
-/// CRNs name every resource: `crn://tributary.cloud/organization=.../...`.
-pub const CRN_ROOT: &str = "crn://tributary.cloud";
 
 /// `metadata` of a resource.
 #[derive(Serialize, ToSchema)]
@@ -73,59 +67,14 @@ pub struct ObjectRef {
     pub kind: Option<&'static str>,
 }
 
-/// The page size asked for, checked: 1 to [`MAX_PAGE_SIZE`], default [`DEFAULT_PAGE_SIZE`].
-pub fn page_size(asked: Option<i64>) -> Result<i64> {
-    let size = asked.unwrap_or(DEFAULT_PAGE_SIZE);
-    if (1..=MAX_PAGE_SIZE).contains(&size) {
-        Ok(size)
-    } else {
-        Err(Error::InvalidArgument(format!(
-            "page_size {size} is out of range; use 1 to {MAX_PAGE_SIZE}"
-        )))
-    }
-}
-
-/// Decodes a page token `<created_at millis>.<id>` whose id starts with `id_prefix`.
-pub fn decode_token(token: Option<&str>, id_prefix: &str) -> Result<Option<PageCursor>> {
-    let Some(token) = token else {
-        return Ok(None);
-    };
-    token
-        .split_once('.')
-        .and_then(|(at, id)| {
-            // Exactly what the OpenAPI document's pattern allows: 1 to 19 digits (no sign).
-            let valid_at = (1..=19).contains(&at.len()) && at.bytes().all(|b| b.is_ascii_digit());
-            let valid_id = valid_at
-                && id.starts_with(id_prefix)
-                && id.len() > id_prefix.len()
-                && id.len() <= 64
-                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-            Some(PageCursor {
-                created_at: at.parse().ok()?,
-                id: id.to_string(),
-            })
-            .filter(|_| valid_id)
-        })
-        .map(Some)
-        .ok_or_else(|| {
-            Error::InvalidArgument(
-                "page_token is not valid; use the metadata.next URL of a previous page".into(),
-            )
-        })
-}
-
-/// Makes a list from `items`, fetched with a limit of `page_size + 1` so that a further
-/// page shows as one extra item. `query` holds the list's filters (`a=b&c=d`, already
+/// Makes a list from a page. `query` holds the list's filters (`a=b&c=d`, already
 /// URL-safe), kept in `first` and `next`.
-#[allow(clippy::too_many_arguments)]
 pub fn list_page<I, T>(
     api_version: &'static str,
     kind: &'static str,
     collection: &str,
     query: &str,
-    page_size: i64,
-    mut items: Vec<I>,
-    cursor: impl Fn(&I) -> (i64, &str),
+    page: Page<I>,
     view: impl Fn(I) -> T,
 ) -> List<T> {
     let filters = if query.is_empty() {
@@ -133,35 +82,17 @@ pub fn list_page<I, T>(
     } else {
         format!("{query}&")
     };
-    let first = format!("{collection}?{filters}page_size={page_size}");
-    let next = if items.len() as i64 > page_size {
-        items.truncate(page_size as usize);
-        items.last().map(|last| {
-            let (at, id) = cursor(last);
-            format!("{first}&page_token={at}.{id}")
-        })
-    } else {
-        None
-    };
+    let first = format!("{collection}?{filters}page_size={}", page.page_size);
+    // A token is `<digits>.<letters, digits and '-'>`: URL-safe.
+    let next = page
+        .next_token
+        .map(|token| format!("{first}&page_token={token}"));
     List {
         api_version,
         kind,
         metadata: ListMeta { first, next },
-        data: items.into_iter().map(view).collect(),
+        data: page.items.into_iter().map(view).collect(),
     }
-}
-
-/// Checks an optional free-text description: at most 1,024 characters.
-pub fn validate_description(value: Option<&str>) -> Result<String> {
-    const MAX: usize = 1024;
-    let value = value.unwrap_or("");
-    // The limit applies to what was sent, as the OpenAPI document states it.
-    if value.chars().count() > MAX {
-        return Err(Error::InvalidArgument(format!(
-            "description is too long; use at most {MAX} characters"
-        )));
-    }
-    Ok(value.trim().to_string())
 }
 
 #[cfg(test)]
@@ -169,45 +100,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens() {
-        let c = decode_token(Some("12.sa-abc"), "sa-").unwrap().unwrap();
-        assert_eq!((c.created_at, c.id.as_str()), (12, "sa-abc"));
-        assert!(decode_token(None, "sa-").unwrap().is_none());
-        for bad in [
-            "12",
-            "x.sa-a",
-            "12.env-a",
-            "12.sa-a'--",
-            "12.",
-            "12.sa-",
-            "+12.sa-a",
-            "-12.sa-a",
-            "00000000000000000012.sa-a",
-        ] {
-            assert!(decode_token(Some(bad), "sa-").is_err(), "{bad}");
-        }
-        assert!(decode_token(Some("1.ABCDEF"), "").unwrap().is_some());
-    }
-
-    #[test]
     fn lists_link_their_next_page() {
-        let l = list_page(
-            "v",
-            "K",
-            "http://h/c",
-            "environment=e",
-            2,
-            vec![1, 2, 3],
-            |_| (5, "x"),
-            |i| i,
-        );
+        let page = Page {
+            items: vec![1, 2],
+            page_size: 2,
+            next_token: Some("5.x".to_string()),
+        };
+        let l = list_page("v", "K", "http://h/c", "environment=e", page, |i| i);
         assert_eq!(l.data, vec![1, 2]);
         assert_eq!(l.metadata.first, "http://h/c?environment=e&page_size=2");
         assert_eq!(
             l.metadata.next.as_deref(),
             Some("http://h/c?environment=e&page_size=2&page_token=5.x")
         );
-        let l = list_page("v", "K", "http://h/c", "", 2, vec![1], |_| (5, "x"), |i| i);
+        let page = Page {
+            items: vec![1],
+            page_size: 2,
+            next_token: None,
+        };
+        let l = list_page("v", "K", "http://h/c", "", page, |i| i);
         assert!(l.metadata.next.is_none());
     }
 }

@@ -1,14 +1,16 @@
-//! `/org/v2/environments`: create, list (keyset pagination), get, rename, delete.
+//! `/org/v2/environments`: create, list (keyset pagination), get, rename, delete; the
+//! rules are in [`crate::service::environments`].
 //!
 //! Every query is scoped to the caller's organisation; an environment of another
 //! organisation is indistinguishable from one that does not exist (404). One that still
 //! holds clusters cannot be deleted (409).
 
-use super::auth::{validate_name, Caller};
-use super::envelope::{decode_token, list_page, page_size, List, ObjectMeta, CRN_ROOT};
+use super::auth::Caller;
+use super::envelope::{list_page, List, ObjectMeta};
 use super::extract::{ApiJson, ApiQuery};
 use super::AppState;
-use crate::error::{Error, ErrorEnvelope, Result};
+use crate::error::{ErrorEnvelope, Result};
+use crate::service::{self, environment_crn, PageRequest};
 use crate::store::Environment;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -59,11 +61,6 @@ pub struct ListParams {
     page_token: Option<String>,
 }
 
-/// The CRN of an environment (also the prefix of its clusters' CRNs).
-pub(crate) fn environment_crn(org_id: &str, env_id: &str) -> String {
-    format!("{CRN_ROOT}/organization={org_id}/environment={env_id}")
-}
-
 fn view(base: &str, env: Environment) -> EnvironmentView {
     EnvironmentView {
         api_version: API_VERSION,
@@ -77,12 +74,6 @@ fn view(base: &str, env: Environment) -> EnvironmentView {
         id: env.id,
         display_name: env.display_name,
     }
-}
-
-pub(crate) fn not_found(id: &str) -> Error {
-    Error::NotFound(format!(
-        "environment {id} not found; list your environments with GET /org/v2/environments"
-    ))
 }
 
 #[utoipa::path(
@@ -104,12 +95,7 @@ pub async fn create(
     headers: HeaderMap,
     ApiJson(req): ApiJson<CreateEnvironment>,
 ) -> Result<(StatusCode, Json<EnvironmentView>)> {
-    let display_name = validate_name("display_name", &req.display_name)?;
-    let env = state
-        .store
-        .create_environment(&caller.organization_id, &display_name)
-        .await?;
-    tracing::info!(organization_id = %caller.organization_id, environment_id = %env.id, "environment created");
+    let env = service::environments::create(&state, &caller, &req.display_name).await?;
     Ok((
         StatusCode::CREATED,
         Json(view(&state.base_url(&headers), env)),
@@ -135,21 +121,18 @@ pub async fn list(
     headers: HeaderMap,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<List<EnvironmentView>>> {
-    let page_size = page_size(params.page_size)?;
-    let cursor = decode_token(params.page_token.as_deref(), "env-")?;
-    let envs = state
-        .store
-        .list_environments(&caller.organization_id, cursor.as_ref(), page_size + 1)
-        .await?;
+    let page = PageRequest {
+        page_size: params.page_size,
+        page_token: params.page_token,
+    };
+    let envs = service::environments::list(&state, &caller, &page).await?;
     let base = state.base_url(&headers);
     Ok(Json(list_page(
         API_VERSION,
         "EnvironmentList",
         &format!("{base}/org/v2/environments"),
         "",
-        page_size,
         envs,
-        |e| (e.created_at, e.id.as_str()),
         |e| view(&base, e),
     )))
 }
@@ -173,11 +156,7 @@ pub async fn get(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<EnvironmentView>> {
-    let env = state
-        .store
-        .get_environment(&caller.organization_id, &id)
-        .await?
-        .ok_or_else(|| not_found(&id))?;
+    let env = service::environments::get(&state, &caller, &id).await?;
     Ok(Json(view(&state.base_url(&headers), env)))
 }
 
@@ -203,15 +182,8 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UpdateEnvironment>,
 ) -> Result<Json<EnvironmentView>> {
-    let org = &caller.organization_id;
-    let env = match req.display_name {
-        Some(name) => {
-            let name = validate_name("display_name", &name)?;
-            state.store.update_environment(org, &id, &name).await?
-        }
-        None => state.store.get_environment(org, &id).await?,
-    };
-    let env = env.ok_or_else(|| not_found(&id))?;
+    let env =
+        service::environments::update(&state, &caller, &id, req.display_name.as_deref()).await?;
     Ok(Json(view(&state.base_url(&headers), env)))
 }
 
@@ -234,14 +206,6 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    if state
-        .store
-        .delete_environment(&caller.organization_id, &id)
-        .await?
-    {
-        tracing::info!(organization_id = %caller.organization_id, environment_id = %id, "environment deleted");
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(not_found(&id))
-    }
+    service::environments::delete(&state, &caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

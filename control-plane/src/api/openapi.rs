@@ -10,10 +10,11 @@
 //! that every documented operation is really routed.
 //!
 //! The document's base ([`ApiDoc`]) adds what no handler carries: the title, the tags,
-//! the error envelope and the two security schemes: `bearer_token` (a token from
-//! `POST /v1/login`) and `cloud_api_key` (HTTP Basic with a Cloud API key and secret).
+//! the error envelope and the three security schemes: `bearer_token` (a token from
+//! `POST /v1/login`), `cloud_api_key` (HTTP Basic with a Cloud API key and secret) and
+//! `cluster_api_key` (HTTP Basic with a cluster's API key, for Kafka REST).
 
-use super::{api_keys, auth, clusters, environments, service_accounts, AppState};
+use super::{api_keys, auth, clusters, environments, kafka, service_accounts, AppState};
 use crate::error::ErrorEnvelope;
 use crate::ratelimit::{self, RateLimiter};
 use axum::http::header;
@@ -29,6 +30,8 @@ use utoipa_axum::routes;
 pub const BEARER_SCHEME: &str = "bearer_token";
 /// The name of the Cloud-API-key (HTTP Basic) security scheme in the document.
 pub const CLOUD_API_KEY_SCHEME: &str = "cloud_api_key";
+/// The name of the cluster-API-key (HTTP Basic) security scheme of Kafka REST.
+pub const CLUSTER_API_KEY_SCHEME: &str = "cluster_api_key";
 
 /// The document's base: everything that is not a route.
 #[derive(OpenApi)]
@@ -36,9 +39,10 @@ pub const CLOUD_API_KEY_SCHEME: &str = "cloud_api_key";
     info(
         title = "Tributary Cloud API",
         description = "Sign-up, login, environments, service accounts, API keys and Kafka \
-            clusters, in Confluent Cloud's resource shapes. Every error answers \
-            `ErrorEnvelope`. Lists are keyset-paginated: `page_size` (1 to 100) and the \
-            `metadata.next` URL of the previous page.",
+            clusters, in Confluent Cloud's resource shapes, and Kafka REST v3 topics of each \
+            cluster. Every error answers \
+            `ErrorEnvelope`. Lists of the Cloud API are keyset-paginated: `page_size` (1 to \
+            100) and the `metadata.next` URL of the previous page; Kafka REST lists come whole.",
     ),
     components(schemas(ErrorEnvelope)),
     modifiers(&SecuritySchemes),
@@ -48,6 +52,7 @@ pub const CLOUD_API_KEY_SCHEME: &str = "cloud_api_key";
         (name = "service-accounts", description = "`/iam/v2/service-accounts`"),
         (name = "api-keys", description = "`/iam/v2/api-keys`: Cloud API keys and cluster API keys"),
         (name = "clusters", description = "`/cmk/v2/clusters`: Kafka clusters and their provisioning"),
+        (name = "kafka", description = "`/kafka/v3/clusters/{cluster_id}/...`: Kafka REST v3 of each cluster (topics), with an API key of that cluster"),
         (name = "meta", description = "This document"),
     ),
 )]
@@ -78,6 +83,18 @@ impl Modify for SecuritySchemes {
                     .description(Some(
                         "HTTP Basic with a Cloud API key (one created without spec.resource) \
                          as the user and its secret as the password; cluster keys are refused",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            CLUSTER_API_KEY_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "HTTP Basic with an API key of the cluster in the path (one created with \
+                         spec.resource.id set to it) and its secret; Kafka REST only",
                     ))
                     .build(),
             ),
@@ -137,6 +154,10 @@ pub fn route_table(limiter: &Arc<RateLimiter>) -> Vec<UtoipaMethodRouter<AppStat
         routes!(api_keys::get, api_keys::update, api_keys::delete),
         routes!(clusters::list, clusters::create),
         routes!(clusters::get, clusters::update, clusters::delete),
+        routes!(kafka::list_topics, kafka::create_topic),
+        routes!(kafka::get_topic, kafka::delete_topic),
+        routes!(kafka::list_topic_configs),
+        routes!(kafka::get_topic_config),
         routes!(openapi_json),
     ]
 }

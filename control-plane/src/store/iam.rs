@@ -181,7 +181,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         match taken {
-            Some(id) if Some(id.as_str()) != except => Err(Error::Conflict(format!(
+            Some(id) if Some(id.as_str()) != except => Err(Error::AlreadyExists(format!(
                 "a service account named {name:?} already exists ({id}); choose another display_name"
             ))),
             _ => Ok(()),

@@ -190,7 +190,7 @@ impl Store {
     }
 
     /// Creates an organisation and its first user in one transaction. Returns
-    /// `(user_id, organization_id)`; an email already taken is a [`Error::Conflict`].
+    /// `(user_id, organization_id)`; an email already taken is [`Error::AlreadyExists`].
     pub async fn create_user_and_org(
         &self,
         email: &str,
@@ -204,7 +204,7 @@ impl Store {
             {
                 Err(e) if is_unique_violation(&e) => {
                     if self.user_by_email(email).await?.is_some() {
-                        return Err(Error::Conflict(format!(
+                        return Err(Error::AlreadyExists(format!(
                             "an account with email {email} already exists; log in instead"
                         )));
                     }

@@ -1,4 +1,5 @@
-//! Test harness: a real API server on 127.0.0.1:0 over a fresh database: every test runs on
+//! Test harness: a real API server (REST and gRPC, each on its own 127.0.0.1:0 listener)
+//! over a fresh database: every test runs on
 //! SQLite and on PostgreSQL (`TRIBUTARY_TEST_POSTGRES_URL`, required: a fresh `t_<random>`
 //! database per test, created through that URL).
 
@@ -50,6 +51,8 @@ async fn fresh_postgres_db(admin_url: &str) -> String {
 
 pub struct Server {
     pub base: String,
+    /// The gRPC face's URL (`http://127.0.0.1:PORT`).
+    pub grpc: String,
     pub http: reqwest::Client,
     /// The database URL, so another server can start on the same data.
     pub db_url: String,
@@ -110,6 +113,7 @@ pub async fn start_with_operator(
     let op_addr = op_listener.local_addr().expect("local addr");
     let shutdown = CancellationToken::new();
     let state = AppState::new(store, config);
+    let grpc = serve_grpc(&state, &shutdown).await;
     tokio::spawn(control_plane::operator::serve(
         op_listener,
         state.clone(),
@@ -119,12 +123,25 @@ pub async fn start_with_operator(
     tokio::spawn(serve(listener, state, shutdown.clone()));
     let server = Server {
         base: format!("http://{addr}"),
+        grpc,
         http: reqwest::Client::new(),
         db_url: url,
         shutdown,
         _dir: dir,
     };
     (server, format!("http://{op_addr}"))
+}
+
+/// Serves the gRPC face over `state` on 127.0.0.1:0; returns its URL.
+async fn serve_grpc(state: &AppState, shutdown: &CancellationToken) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(control_plane::grpc::serve(
+        listener,
+        state.clone(),
+        shutdown.clone(),
+    ));
+    format!("http://{addr}")
 }
 
 pub async fn start(db: &Db) -> Server {
@@ -171,6 +188,7 @@ pub async fn start_at(
     let addr = listener.local_addr().expect("local addr");
     let shutdown = CancellationToken::new();
     let state = AppState::new(store, config);
+    let grpc = serve_grpc(&state, &shutdown).await;
     if reconciler {
         tokio::spawn(control_plane::reconciler::run(
             state.clone(),
@@ -180,6 +198,7 @@ pub async fn start_at(
     tokio::spawn(serve(listener, state, shutdown.clone()));
     Server {
         base: format!("http://{addr}"),
+        grpc,
         http: reqwest::Client::new(),
         db_url: url,
         shutdown,
