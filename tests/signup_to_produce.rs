@@ -10,12 +10,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::cell::Cell;
+use common::clients::sasl_config;
 use common::control_plane::{ControlPlane, Db};
 use common::wire::WireClient;
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::{ApiKey, CreateAclsRequest, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -46,18 +46,6 @@ fn acl(resource_type: i8, name: &str, principal: &str, operation: i8) -> AclCrea
         .with_host(StrBytes::from_static_str("*"))
         .with_operation(operation)
         .with_permission_type(3)
-}
-
-fn sasl(bootstrap: &str, key: &str, secret: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap)
-        .set("security.protocol", "SASL_PLAINTEXT")
-        .set("sasl.mechanisms", "PLAIN")
-        .set("sasl.username", key)
-        .set("sasl.password", secret)
-        .set("broker.address.family", "v4")
-        .set("message.timeout.ms", "30000");
-    c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,7 +194,7 @@ async fn a_new_user_signs_up_and_produces_with_a_fresh_api_key() {
     let secret = key["spec"]["secret"].as_str().unwrap().to_string();
 
     // The key works at once: the first produce is acknowledged through it.
-    let producer: FutureProducer = sasl(&servers, &api_key, &secret)
+    let producer: FutureProducer = sasl_config(&servers, &api_key, &secret)
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("message.timeout.ms", "5000")
@@ -229,7 +217,7 @@ async fn a_new_user_signs_up_and_produces_with_a_fresh_api_key() {
             .await
             .unwrap_or_else(|(e, _)| panic!("produce: {e}"));
     }
-    let consumer: BaseConsumer = sasl(&servers, &api_key, &secret)
+    let consumer: BaseConsumer = sasl_config(&servers, &api_key, &secret)
         .set("group.id", "orders-readers")
         .create()
         .unwrap();

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::cell::Cell;
+use common::clients::sasl_config;
 use common::wire::WireClient;
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::create_acls_request::AclCreation;
@@ -49,7 +50,6 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -69,19 +69,6 @@ const RECORDS: usize = 30;
 
 fn sv(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
-}
-
-fn sasl_config(bootstrap: &str, key: &str, secret: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap)
-        .set("security.protocol", "SASL_PLAINTEXT")
-        .set("sasl.mechanisms", "PLAIN")
-        .set("sasl.username", key)
-        .set("sasl.password", secret)
-        .set("broker.address.family", "v4")
-        .set("socket.timeout.ms", "10000")
-        .set("topic.metadata.refresh.interval.ms", "1000");
-    c
 }
 
 async fn two_tenant_cell() -> Cell {

@@ -22,6 +22,16 @@ pub fn base_config(addr: &str) -> ClientConfig {
     c
 }
 
+/// A client config for a tenant: SASL/PLAIN over PLAINTEXT with a cluster API key.
+pub fn sasl_config(bootstrap: &str, key: &str, secret: &str) -> ClientConfig {
+    let mut c = base_config(bootstrap);
+    c.set("security.protocol", "SASL_PLAINTEXT")
+        .set("sasl.mechanisms", "PLAIN")
+        .set("sasl.username", key)
+        .set("sasl.password", secret);
+    c
+}
+
 pub fn admin(addr: &str) -> AdminClient<DefaultClientContext> {
     base_config(addr).create().expect("admin client")
 }
