@@ -77,6 +77,9 @@ pub struct BrokerArgs {
     /// Default min.insync.replicas for topics in the cell.
     #[arg(long, default_value_t = 2)]
     min_insync_replicas: u32,
+    /// Address for the admin HTTP endpoint: /metrics (Prometheus), /livez, /readyz.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
 }
 
 pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
@@ -87,6 +90,7 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let bound = listener.local_addr()?;
+    let admin = crate::admin_http::bind(args.metrics_listen, "broker").await?;
     let mut config = BrokerConfig::standalone(&args.data_dir);
     config.node_id = args.node_id;
     config.max_request_bytes = args.max_request_bytes;
@@ -119,9 +123,12 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         config.cell = Some(cell);
     }
     let shutdown = CancellationToken::new();
+    let opened = crate::readiness::Opening::default();
+    let admin = crate::admin_http::spawn(admin, crate::readiness::broker(&opened), &shutdown);
     let broker = Broker::open(config, shutdown.clone())
         .await
         .with_context(|| format!("cannot open broker state in {}", args.data_dir.display()))?;
+    opened.set(broker.clone());
     if let Some(path) = &args.port_file {
         data_plane::fsutil::write_atomic(path, bound.to_string().as_bytes())?;
     }
@@ -148,5 +155,8 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     }
     shutdown.cancel();
     let _ = server.await;
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
     Ok(())
 }

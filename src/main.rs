@@ -2,13 +2,16 @@
 //! broker with a PLAINTEXT listener and no authentication; `tributary control-plane` runs the
 //! REST API; `tributary controller` runs one voter of a cell's controller quorum;
 //! `tributary cell` operates a cell through its controllers; `tributary dev` runs all of
-//! them as supervised processes on one machine.
+//! them as supervised processes on one machine. The long-running ones serve `/metrics`,
+//! `/livez` and `/readyz` on `--metrics-listen` ([`admin_http`]).
 
+mod admin_http;
 mod broker_cmd;
 mod cell_cmd;
 mod control_plane_cmd;
 mod controller_cmd;
 mod dev;
+mod readiness;
 
 use clap::{Parser, Subcommand};
 
