@@ -3,7 +3,8 @@
 //! REST API; `tributary controller` runs one voter of a cell's controller quorum;
 //! `tributary cell` operates a cell through its controllers; `tributary dev` runs all of
 //! them as supervised processes on one machine. The long-running ones serve `/metrics`,
-//! `/livez` and `/readyz` on `--metrics-listen` ([`admin_http`]).
+//! `/livez` and `/readyz` on `--metrics-listen` ([`admin_http`]); every one exports
+//! traces over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set ([`telemetry`]).
 
 mod admin_http;
 mod broker_cmd;
@@ -12,6 +13,7 @@ mod control_plane_cmd;
 mod controller_cmd;
 mod dev;
 mod readiness;
+mod telemetry;
 
 use clap::{Parser, Subcommand};
 
@@ -45,27 +47,37 @@ enum Command {
     Dev(dev::DevArgs),
 }
 
+impl Command {
+    /// The role's name (`service.name` of its traces is `tributary-<name>`).
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Broker(_) => "broker",
+            Command::ControlPlane(_) => "control-plane",
+            Command::Controller(_) => "controller",
+            Command::Cell(_) => "cell",
+            Command::Dev(_) => "dev",
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // No colour codes in log files (`tributary dev` sends each piece's stderr to one).
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    match cli.command {
+    let telemetry = {
+        let _context = runtime.enter();
+        telemetry::init(cli.command.name())?
+    };
+    let result = match cli.command {
         Command::Broker(args) => runtime.block_on(broker_cmd::run(args)),
         Command::ControlPlane(args) => runtime.block_on(control_plane_cmd::run(args)),
         Command::Controller(args) => runtime.block_on(controller_cmd::run(args)),
         Command::Cell(args) => runtime.block_on(cell_cmd::run(args)),
         Command::Dev(args) => runtime.block_on(dev::run(args)),
-    }
+    };
+    telemetry.shutdown();
+    result
 }
 
 /// Resolves on SIGINT or SIGTERM.
