@@ -37,8 +37,17 @@ const CELL_ID: &str = "cell-1";
 const TENANT: &str = "lkc-local";
 /// Brokers and their zones.
 const BROKERS: [(i32, &str); 3] = [(1, "zone-a"), (2, "zone-b"), (3, "zone-c")];
-/// Ports a stack reserves from `--port-base` (the unused ones are for metrics later).
-const PORT_SPAN: u16 = 10;
+/// Ports a stack reserves from `--port-base` (the unused ones are kept for later pieces).
+const PORT_SPAN: u16 = 20;
+/// Offsets of the admin HTTP listeners (`--metrics-listen`: /metrics, /livez, /readyz):
+/// brokers 1..3, the controller, the control plane.
+const METRICS_PORTS: [(&str, u16); 5] = [
+    ("broker-1", 6),
+    ("broker-2", 7),
+    ("broker-3", 8),
+    ("controller-1", 9),
+    ("control-plane", 14),
+];
 
 const PORT_HELP: &str = "\
 Ports, from --port-base (BASE, default 9092), all on 127.0.0.1:
@@ -46,8 +55,12 @@ Ports, from --port-base (BASE, default 9092), all on 127.0.0.1:
   BASE+3             controller gRPC: the cell API (9095)
   BASE+4             control plane REST API (9096)
   BASE+5             control plane operator API (9097)
-  BASE+6 .. BASE+9   reserved (metrics)
-Two stacks side by side need bases at least 10 apart, e.g. --port-base 19092.
+  BASE+6 .. BASE+8   metrics of brokers 1, 2, 3: /metrics, /livez, /readyz (9098 .. 9100)
+  BASE+9             metrics of the controller (9101)
+  BASE+10 .. BASE+13 reserved (SASL listeners, control plane gRPC)
+  BASE+14            metrics of the control plane (9106)
+  BASE+15 .. BASE+19 reserved
+Two stacks side by side need bases at least 20 apart, e.g. --port-base 19092.
 
 Files under DATA_DIR: controller-1/, broker-{1,2,3}/, control-plane/ (SQLite),
 logs/<piece>.log (each process's output), endpoints.json (written once everything is ready,
@@ -73,6 +86,8 @@ struct Layout {
     controller: SocketAddr,
     rest: SocketAddr,
     operator: SocketAddr,
+    /// Each piece's admin HTTP listener.
+    metrics: BTreeMap<&'static str, SocketAddr>,
 }
 
 impl Layout {
@@ -90,7 +105,24 @@ impl Layout {
             controller: at(3),
             rest: at(4),
             operator: at(5),
+            metrics: METRICS_PORTS
+                .iter()
+                .map(|(piece, offset)| (*piece, at(*offset)))
+                .collect(),
         })
+    }
+
+    /// `--metrics-listen ADDR` for `piece`.
+    fn metrics_args(&self, piece: &str) -> Vec<String> {
+        vec!["--metrics-listen".into(), self.metrics[piece].to_string()]
+    }
+
+    /// The Prometheus URLs, in piece order (brokers, controller, control plane).
+    fn metrics_urls(&self) -> Vec<String> {
+        METRICS_PORTS
+            .iter()
+            .map(|(piece, _)| format!("http://{}/metrics", self.metrics[piece]))
+            .collect()
     }
 
     /// Every port with what it is for.
@@ -103,6 +135,9 @@ impl Layout {
         v.push(("the controller".into(), self.controller));
         v.push(("the control plane".into(), self.rest));
         v.push(("the operator API".into(), self.operator));
+        for (piece, _) in METRICS_PORTS {
+            v.push((format!("the metrics of {piece}"), self.metrics[piece]));
+        }
         v
     }
 }
@@ -247,7 +282,10 @@ impl Stack {
                 format!("1={controller}"),
                 "--cell-id".into(),
                 CELL_ID.into(),
-            ],
+            ]
+            .into_iter()
+            .chain(self.layout.metrics_args(name))
+            .collect(),
             Duration::from_secs(15),
         );
         self.handles
@@ -297,7 +335,10 @@ impl Stack {
                     zone.to_string(),
                     "--tenant".into(),
                     TENANT.into(),
-                ],
+                ]
+                .into_iter()
+                .chain(self.layout.metrics_args(&name))
+                .collect(),
                 // Controlled shutdown is bounded at 10 s inside the broker.
                 Duration::from_secs(30),
             );
@@ -369,7 +410,10 @@ impl Stack {
                 format!("{CELL_ID}={controller}"),
                 "--operator-listen".into(),
                 self.layout.operator.to_string(),
-            ],
+            ]
+            .into_iter()
+            .chain(self.layout.metrics_args(name))
+            .collect(),
             Duration::from_secs(15),
         );
         self.handles
@@ -494,7 +538,7 @@ impl Stack {
                 "bootstrap": bootstrap.join(","),
                 "brokers": brokers,
             }],
-            "metrics": [],
+            "metrics": self.layout.metrics_urls(),
             "supervisor_pid": std::process::id(),
             "processes": processes,
             "data_dir": self.data_dir,
@@ -604,6 +648,25 @@ fn print_banner(endpoints: &Value, path: &Path, data_dir: &Path) {
         "  cell API (gRPC)   {}",
         endpoints["grpc"].as_str().unwrap_or_default()
     );
+    // Brokers 1-3, controller, control plane: the first address whole, then ports.
+    let ports: Vec<&str> = endpoints["metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter_map(|u| u.strip_prefix("http://")?.strip_suffix("/metrics"))
+        .collect();
+    if let [b1, b2, b3, controller, cp] = ports[..] {
+        let _ = writeln!(
+            out,
+            "  metrics (HTTP)    {b1} {} {} brokers, {} controller, {} control plane \
+             (/metrics, /livez, /readyz)",
+            port_of(b2),
+            port_of(b3),
+            port_of(controller),
+            port_of(cp)
+        );
+    }
     let _ = writeln!(
         out,
         "  logs              {}",
@@ -616,6 +679,11 @@ fn print_banner(endpoints: &Value, path: &Path, data_dir: &Path) {
         "Ctrl-C stops everything; running it again resumes with all data."
     );
     let _ = out.flush();
+}
+
+/// `PORT` of `HOST:PORT`.
+fn port_of(addr: &str) -> &str {
+    addr.rsplit(':').next().unwrap_or(addr)
 }
 
 fn log_tail(path: &Path, lines: usize) -> String {
