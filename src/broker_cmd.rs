@@ -90,6 +90,9 @@ pub struct BrokerArgs {
     /// Default min.insync.replicas for topics in the cell.
     #[arg(long, default_value_t = 2)]
     min_insync_replicas: u32,
+    /// Address for the admin HTTP endpoint: /metrics (Prometheus), /livez, /readyz.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
 }
 
 pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
@@ -108,6 +111,7 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let admin = crate::admin_http::bind(args.metrics_listen, "broker").await?;
     let mut config = BrokerConfig::standalone(&args.data_dir);
     config.node_id = args.node_id;
     config.max_request_bytes = args.max_request_bytes;
@@ -144,9 +148,12 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         config.cell = Some(cell);
     }
     let shutdown = CancellationToken::new();
+    let opened = crate::readiness::Opening::default();
+    let admin = crate::admin_http::spawn(admin, crate::readiness::broker(&opened), &shutdown);
     let broker = Broker::open(config, shutdown.clone())
         .await
         .with_context(|| format!("cannot open broker state in {}", args.data_dir.display()))?;
+    opened.set(broker.clone());
     if let Some(path) = &args.port_file {
         // The PLAINTEXT address, then `sasl=ADDR` when there is a SASL listener.
         let mut text = bound.to_string();
@@ -189,6 +196,9 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let _ = server.await;
     if let Some(s) = sasl_server {
         let _ = s.await;
+    }
+    if let Some(admin) = admin {
+        let _ = admin.await;
     }
     Ok(())
 }

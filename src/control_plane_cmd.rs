@@ -62,9 +62,19 @@ pub struct ControlPlaneArgs {
     /// request.
     #[arg(long, env = "TRIBUTARY_OPERATOR_TOKEN", hide_env_values = true)]
     operator_token: Option<String>,
+    /// Address for the admin HTTP endpoint: /metrics (Prometheus), /livez, /readyz (ready
+    /// while the database answers). Its own listener, so the public REST API (and its
+    /// OpenAPI document) stays as it is.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
 }
 
 pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let admin = crate::admin_http::bind(args.metrics_listen, "control-plane").await?;
+    let opened = crate::readiness::Opening::default();
+    let admin =
+        crate::admin_http::spawn(admin, crate::readiness::control_plane(&opened), &shutdown);
     let store = match &args.database_url {
         Some(url) => Store::connect(url)
             .await
@@ -124,7 +134,7 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
         warn!(%operator_bound, "no operator token (--operator-token or TRIBUTARY_OPERATOR_TOKEN): the operator API refuses every request");
     }
     info!(%bound, %operator_bound, grpc = ?grpc_bound, backend = ?store.backend(), "control plane ready");
-    let shutdown = CancellationToken::new();
+    opened.set(store.clone());
     let state = AppState::new(store, config);
     let reconciler = tokio::spawn(control_plane::reconciler::run(
         state.clone(),
@@ -156,5 +166,8 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
         grpc.await??;
     }
     let _ = reconciler.await;
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
     Ok(())
 }

@@ -60,6 +60,10 @@ pub struct ControllerArgs {
     /// Write the bound address to this file once listening (for scripts and tests).
     #[arg(long)]
     port_file: Option<PathBuf>,
+    /// Address for the admin HTTP endpoint: /metrics (Prometheus), /livez, /readyz
+    /// (ready while the quorum has a leader).
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
 }
 
 pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
@@ -79,10 +83,14 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let bound = listener.local_addr()?;
+    let admin = crate::admin_http::bind(args.metrics_listen, "controller").await?;
     let shutdown = CancellationToken::new();
+    let opened = crate::readiness::Opening::default();
+    let admin = crate::admin_http::spawn(admin, crate::readiness::controller(&opened), &shutdown);
     let node = ControllerNode::start(config, listener, shutdown.clone())
         .await
         .with_context(|| format!("cannot start the controller in {}", args.data_dir.display()))?;
+    opened.set(node.controller().clone());
     if let Some(path) = &args.port_file {
         data_plane::fsutil::write_atomic(path, bound.to_string().as_bytes())?;
     }
@@ -91,5 +99,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     info!("shutting down");
     shutdown.cancel();
     node.wait().await;
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
     Ok(())
 }

@@ -4,13 +4,19 @@
 //! `tributary cell` operates a cell through its controllers; `tributary dev` runs all of
 //! them as supervised processes on one machine. `signup`, `login`, `environment`, `kafka`,
 //! `service-account` and `api-key` are the user CLI, a client of the REST API (`cli/`).
+//! The long-running ones serve `/metrics`, `/livez` and `/readyz` on `--metrics-listen`
+//! ([`admin_http`]); every one exports traces over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT`
+//! is set ([`telemetry`]).
 
+mod admin_http;
 mod broker_cmd;
 mod cell_cmd;
 mod cli;
 mod control_plane_cmd;
 mod controller_cmd;
 mod dev;
+mod readiness;
+mod telemetry;
 
 use clap::{Parser, Subcommand};
 
@@ -60,21 +66,36 @@ enum Command {
     ApiKey(cli::ApiKeyArgs),
 }
 
+impl Command {
+    /// The role's name (`service.name` of its traces is `tributary-<name>`).
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Broker(_) => "broker",
+            Command::ControlPlane(_) => "control-plane",
+            Command::Controller(_) => "controller",
+            Command::Cell(_) => "cell",
+            Command::Dev(_) => "dev",
+            Command::Signup(_)
+            | Command::Login(_)
+            | Command::Logout(_)
+            | Command::Environment(_)
+            | Command::Kafka(_)
+            | Command::ServiceAccount(_)
+            | Command::ApiKey(_) => "cli",
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // No colour codes in log files (`tributary dev` sends each piece's stderr to one).
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    match cli.command {
+    let telemetry = {
+        let _context = runtime.enter();
+        telemetry::init(cli.command.name())?
+    };
+    let result = match cli.command {
         Command::Broker(args) => runtime.block_on(broker_cmd::run(args)),
         Command::ControlPlane(args) => runtime.block_on(control_plane_cmd::run(args)),
         Command::Controller(args) => runtime.block_on(controller_cmd::run(args)),
@@ -87,7 +108,9 @@ fn main() -> anyhow::Result<()> {
         Command::Kafka(args) => cli::finish(runtime.block_on(cli::kafka(args))),
         Command::ServiceAccount(args) => cli::finish(runtime.block_on(cli::service_account(args))),
         Command::ApiKey(args) => cli::finish(runtime.block_on(cli::api_key(args))),
-    }
+    };
+    telemetry.shutdown();
+    result
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -22,8 +22,10 @@ use serde_json::Value;
 const RECORDS: usize = 1000;
 const TOPIC: &str = "orders";
 
-/// A base port whose 20 ports (the stack's span) all bind right now (retrying over random
-/// bases).
+/// Ports one stack reserves from its base (`tributary dev --help`).
+const PORT_SPAN: u16 = 20;
+
+/// A base port whose PORT_SPAN ports all bind right now (retrying over random bases).
 fn free_port_base() -> u16 {
     let seed = std::process::id() as u64
         ^ std::time::SystemTime::now()
@@ -37,15 +39,15 @@ fn free_port_base() -> u16 {
         x ^= x >> 7;
         x ^= x << 17;
         // Below the kernel's ephemeral range (32768+), so clients do not take them later.
-        let base = 20_000 + (x % 600) as u16 * 20;
-        let held: Vec<_> = (0..20)
+        let base = 20_000 + (x % 600) as u16 * PORT_SPAN;
+        let held: Vec<_> = (0..PORT_SPAN)
             .map_while(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).ok())
             .collect();
-        if held.len() == 20 {
+        if held.len() == usize::from(PORT_SPAN) {
             return base;
         }
     }
-    panic!("no free range of 20 ports found");
+    panic!("no free range of {PORT_SPAN} ports found");
 }
 
 /// `tributary dev` as a child process; its output goes to a file printed on failure.
@@ -412,6 +414,10 @@ async fn dev_stack_serves_clients_restarts_a_killed_broker_and_resumes_after_sig
     let token = session["token"].as_str().expect("a token");
     assert!(!token.is_empty());
 
+    // Every admin endpoint: ready, live, and its metrics (including what just happened:
+    // broker 2's ISR places lost and regained, the sign-up).
+    check_admin_endpoints(&endpoints, &http).await;
+
     // kcat: three brokers in the metadata, a produce/consume round trip.
     let listing = kcat(&["-b", &bootstrap, "-L"], None);
     assert!(listing.contains(" 3 brokers:"), "{listing}");
@@ -507,6 +513,145 @@ async fn dev_stack_serves_clients_restarts_a_killed_broker_and_resumes_after_sig
     assert_eq!(r.status().as_u16(), 200);
     let status = dev.terminate();
     assert!(status.success(), "exit status {status}:\n{}", dev.output());
+}
+
+/// The value of the first series in a Prometheus text `page` that starts with `series`
+/// (a name with its labels, as rendered).
+fn series_value(page: &str, series: &str) -> Option<f64> {
+    page.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Each URL in endpoints.json's `metrics` (brokers 1-3, controller, control plane) answers
+/// 200 with the series its piece records, `/livez` answers 200 and `/readyz` turns 200.
+async fn check_admin_endpoints(endpoints: &Value, http: &reqwest::Client) {
+    let urls: Vec<String> = endpoints["metrics"]
+        .as_array()
+        .expect("metrics[] in endpoints.json")
+        .iter()
+        .map(|u| u.as_str().expect("a URL").to_string())
+        .collect();
+    assert_eq!(
+        urls.len(),
+        5,
+        "brokers 1-3, controller, control plane: {urls:?}"
+    );
+    let mut pages = Vec::new();
+    for url in &urls {
+        let base = url.strip_suffix("/metrics").expect("a /metrics URL");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = http.get(format!("{base}/readyz")).send().await;
+            match r {
+                Ok(r) if r.status() == 200 => break,
+                other => {
+                    let why = match other {
+                        Ok(r) => format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
+                        Err(e) => e.to_string(),
+                    };
+                    assert!(Instant::now() < deadline, "{base}/readyz never 200: {why}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        let live = http.get(format!("{base}/livez")).send().await.unwrap();
+        assert_eq!(live.status(), 200, "{base}/livez");
+        let r = http.get(url).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{url}");
+        let page = r.text().await.unwrap();
+        assert!(
+            page.contains("process_resident_memory_bytes ") && page.contains("# TYPE "),
+            "{url}:\n{page}"
+        );
+        pages.push(page);
+    }
+    for (i, role) in ["broker", "broker", "broker", "controller", "control-plane"]
+        .iter()
+        .enumerate()
+    {
+        let series = format!("tributary_build_info{{role=\"{role}\",version=");
+        assert!(pages[i].contains(&series), "{}: no {series}", urls[i]);
+    }
+    // The controller's gauges are recomputed every second: poll (bounded) until they
+    // show what the test did (3 brokers active again after broker 2's restart).
+    let want = [
+        ("tributary_controller_active", 1.0),
+        ("tributary_controller_raft_leader_id", 1.0),
+        ("tributary_controller_raft_term", 1.0),
+        ("tributary_controller_raft_last_applied_index", 1.0),
+        ("tributary_controller_brokers{state=\"active\"}", 3.0),
+        ("tributary_controller_partitions", 3.0),
+        ("tributary_controller_metadata_records_committed_total", 1.0),
+        (
+            "tributary_controller_isr_changes_total{direction=\"shrink\"}",
+            1.0,
+        ),
+        (
+            "tributary_controller_isr_changes_total{direction=\"expand\"}",
+            1.0,
+        ),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut controller = pages[3].clone();
+    loop {
+        let missing: Vec<String> = want
+            .iter()
+            .filter_map(|(series, at_least)| {
+                let v = series_value(&controller, series);
+                (!v.is_some_and(|v| v >= *at_least))
+                    .then(|| format!("{series} = {v:?}, want >= {at_least}"))
+            })
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}:\n{}\n{controller}",
+            urls[3],
+            missing.join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        controller = http
+            .get(&urls[3])
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        series_value(&controller, "tributary_controller_offline_partitions"),
+        Some(0.0),
+        "{controller}"
+    );
+    let control_plane = &pages[4];
+    assert_eq!(
+        series_value(
+            control_plane,
+            "tributary_control_plane_http_requests_total{api=\"rest\",route=\"/v1/signup\",method=\"POST\",status=\"201\"}"
+        ),
+        Some(1.0),
+        "{control_plane}"
+    );
+    assert!(
+        control_plane.contains("tributary_control_plane_http_request_duration_seconds_bucket{"),
+        "latency is a histogram:\n{control_plane}"
+    );
+    assert!(
+        series_value(
+            control_plane,
+            "tributary_control_plane_clusters{phase=\"PROVISIONED\"}"
+        )
+        .is_some(),
+        "{control_plane}"
+    );
 }
 
 #[test]

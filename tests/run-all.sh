@@ -6,8 +6,9 @@
 # target dir outside the clone, then runs formatting and lint checks, the Rust tests
 # (unit, integration against real broker processes, fuzz properties), the Python client
 # suite (confluent-kafka, kafka-python, kcat), schemathesis against the control plane's
-# OpenAPI document (PyPI, same venv) and the JavaScript client suite (kafkajs, installed
-# from the npm registry with the lockfile).
+# OpenAPI document (PyPI, same venv), the JavaScript client suite (kafkajs, installed
+# from the npm registry with the lockfile) and infra/validate.sh (Kubernetes manifests,
+# Grafana dashboard and Dockerfile; its linters from PyPI into the same venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -49,6 +50,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "build"
 cargo build --workspace --all-targets --quiet
+
+step "infra: manifests, dashboard, Dockerfile (infra/validate.sh)"
+TRIBUTARY_BIN="$CARGO_TARGET_DIR/debug/tributary" VENV="$VENV" bash infra/validate.sh
 
 step "rust tests (with a throwaway PostgreSQL for the control plane)"
 { read -r PG_URL; read -r PG_DIR; } < <(control-plane/tests/pg.sh start)

@@ -6,6 +6,9 @@
 //! to reach it. The broker itself (replication, logs) lives in `data-plane`, which
 //! depends on this crate for [`image`] and the controller client.
 //!
+//! [`metrics`] records the controller's metrics through the `metrics` facade (names in
+//! `docs/metrics.md`).
+//!
 //! Depends on `proto` for its API. Must never depend on `data-plane`, `control-plane` or
 //! `billing`.
 
@@ -15,6 +18,7 @@ pub mod config;
 pub mod controller;
 pub mod error;
 pub mod image;
+pub mod metrics;
 pub mod node;
 pub mod raft;
 pub mod server;

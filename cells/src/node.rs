@@ -1,5 +1,5 @@
 //! One controller voter, wired: durable log + state machine + Raft + controller + gRPC
-//! server + ticker. [`ControllerNode::start`] takes the typed config, a pre-bound listener
+//! server + ticker + metrics gauges. [`ControllerNode::start`] takes the typed config, a pre-bound listener
 //! and a shutdown token; [`ControllerNode::wait`] returns once everything has stopped.
 //!
 //! The lowest voter id initializes the membership when its log is empty; the others wait
@@ -90,6 +90,10 @@ impl ControllerNode {
         tasks.push(tokio::spawn(
             controller.clone().run_ticker(shutdown.clone()),
         ));
+        tasks.push(tokio::spawn(crate::metrics::run(
+            controller.clone(),
+            shutdown.clone(),
+        )));
 
         let lowest = *config.voters.keys().next().expect("validated: voters");
         let initialized = raft

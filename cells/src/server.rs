@@ -314,6 +314,7 @@ pub async fn serve(
     };
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .trace_fn(rpc_span)
         .add_service(
             CellControllerServer::new(cell)
                 .max_decoding_message_size(MAX_MESSAGE)
@@ -326,6 +327,18 @@ pub async fn serve(
         )
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled())
         .await
+}
+
+/// One `rpc` span per cell API call (traced over OTLP when the binary exports traces).
+/// Raft traffic and broker heartbeats get none: they run several times a second and say
+/// nothing a trace would need.
+fn rpc_span(req: &tonic::codegen::http::Request<()>) -> tracing::Span {
+    let path = req.uri().path();
+    if path.starts_with("/tributary.cell.v1.ControllerRaft/") || path.ends_with("/BrokerHeartbeat")
+    {
+        return tracing::Span::none();
+    }
+    tracing::info_span!("rpc", path)
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@
 //! - [`operator`]: the operator API on its own listener (static token): each cell's load,
 //!   brokers and tenants.
 //! - [`ratelimit`]: a bounded per-client-IP token bucket in front of sign-up and login.
+//! - [`metrics`]: HTTP, cluster-phase and reconciler metrics (the `metrics` facade; the
+//!   names are the contract in `docs/metrics.md`).
 //! - [`error`]: the crate's one error type, mapped to HTTP status and Confluent's error
 //!   envelope at the edge.
 //!
@@ -37,6 +39,7 @@ pub mod api;
 pub mod cells;
 pub mod error;
 pub mod grpc;
+pub mod metrics;
 pub mod operator;
 pub mod placement;
 pub mod plans;

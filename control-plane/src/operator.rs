@@ -317,6 +317,9 @@ pub fn router(app: AppState, config: &OperatorConfig) -> Router {
             state.clone(),
             require_token,
         ))
+        .layer(axum::middleware::from_fn(|req, next| {
+            crate::metrics::track_http(crate::metrics::Api::Operator, req, next)
+        }))
         .with_state(state)
 }
 

@@ -122,6 +122,9 @@ impl Provisioner {
     }
 }
 
+/// How often the clusters-by-phase gauge is recounted (one `GROUP BY` query).
+const PHASE_GAUGE_EVERY: Duration = Duration::from_secs(5);
+
 /// Runs the reconciler until `shutdown` is cancelled.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
     for cell in state.config.cells.iter() {
@@ -134,10 +137,15 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
         }
     }
     let prov = state.provisioner.clone();
+    let mut phases_counted: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             () = pass(&state.store, &prov) => {}
+        }
+        if phases_counted.is_none_or(|t| t.elapsed() >= PHASE_GAUGE_EVERY) {
+            phases_counted = Some(std::time::Instant::now());
+            crate::metrics::refresh_cluster_phases(&state.store).await;
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -165,7 +173,8 @@ async fn pass(store: &Store, prov: &Provisioner) {
         Ok(keys) => {
             for key in keys {
                 // sync_key logs and schedules its own retries.
-                let _ = sync_key(store, prov, &key).await;
+                let synced = sync_key(store, prov, &key).await;
+                crate::metrics::reconciler_action("sync_key", synced.is_ok());
             }
         }
         Err(e) => tracing::error!(error = %e, "cannot list API keys to propagate"),
@@ -173,12 +182,13 @@ async fn pass(store: &Store, prov: &Provisioner) {
 }
 
 async fn reconcile(store: &Store, prov: &Provisioner, c: Cluster) -> Result<()> {
-    let outcome = match c.phase {
-        Phase::Provisioning => provision(store, prov, &c).await,
-        Phase::Provisioned => apply_limits(store, prov, &c).await,
-        Phase::Deleting => delete(store, prov, &c).await,
-        Phase::Failed => Ok(()),
+    let (action, outcome) = match c.phase {
+        Phase::Provisioning => ("provision", provision(store, prov, &c).await),
+        Phase::Provisioned => ("apply_limits", apply_limits(store, prov, &c).await),
+        Phase::Deleting => ("delete", delete(store, prov, &c).await),
+        Phase::Failed => return Ok(()),
     };
+    crate::metrics::reconciler_action(action, outcome.is_ok());
     if let Err(e) = &outcome {
         let next = now_millis() + prov.backoff_millis(c.attempts);
         store

@@ -37,8 +37,17 @@ const CELL_ID: &str = "cell-1";
 const TENANT: &str = "lkc-local";
 /// Brokers and their zones.
 const BROKERS: [(i32, &str); 3] = [(1, "zone-a"), (2, "zone-b"), (3, "zone-c")];
-/// Ports a stack reserves from `--port-base`.
+/// Ports a stack reserves from `--port-base` (the unused ones are kept for later pieces).
 const PORT_SPAN: u16 = 20;
+/// Offsets of the admin HTTP listeners (`--metrics-listen`: /metrics, /livez, /readyz):
+/// brokers 1..3, the controller, the control plane.
+const METRICS_PORTS: [(&str, u16); 5] = [
+    ("broker-1", 6),
+    ("broker-2", 7),
+    ("broker-3", 8),
+    ("controller-1", 9),
+    ("control-plane", 14),
+];
 
 const PORT_HELP: &str = "\
 Ports, from --port-base (BASE, default 9092), all on 127.0.0.1:
@@ -46,10 +55,12 @@ Ports, from --port-base (BASE, default 9092), all on 127.0.0.1:
   BASE+3             controller gRPC: the cell API (9095)
   BASE+4             control plane REST API (9096)
   BASE+5             control plane operator API (9097)
-  BASE+6 .. BASE+9   reserved (metrics)
+  BASE+6 .. BASE+8   metrics of brokers 1, 2, 3: /metrics, /livez, /readyz (9098 .. 9100)
+  BASE+9             metrics of the controller (9101)
   BASE+10 .. BASE+12 SASL_PLAINTEXT listeners of brokers 1, 2, 3 (9102, 9103, 9104)
   BASE+13            control plane gRPC API (9105)
-  BASE+14 .. BASE+19 reserved
+  BASE+14            metrics of the control plane (9106)
+  BASE+15 .. BASE+19 reserved
 Two stacks side by side need bases at least 20 apart, e.g. --port-base 19092.
 
 Files under DATA_DIR: controller-1/, broker-{1,2,3}/, control-plane/ (SQLite),
@@ -80,6 +91,8 @@ struct Layout {
     operator: SocketAddr,
     /// The control plane's gRPC face.
     grpc: SocketAddr,
+    /// Each piece's admin HTTP listener.
+    metrics: BTreeMap<&'static str, SocketAddr>,
 }
 
 impl Layout {
@@ -99,7 +112,24 @@ impl Layout {
             rest: at(4),
             operator: at(5),
             grpc: at(13),
+            metrics: METRICS_PORTS
+                .iter()
+                .map(|(piece, offset)| (*piece, at(*offset)))
+                .collect(),
         })
+    }
+
+    /// `--metrics-listen ADDR` for `piece`.
+    fn metrics_args(&self, piece: &str) -> Vec<String> {
+        vec!["--metrics-listen".into(), self.metrics[piece].to_string()]
+    }
+
+    /// The Prometheus URLs, in piece order (brokers, controller, control plane).
+    fn metrics_urls(&self) -> Vec<String> {
+        METRICS_PORTS
+            .iter()
+            .map(|(piece, _)| format!("http://{}/metrics", self.metrics[piece]))
+            .collect()
     }
 
     /// Every port with what it is for.
@@ -119,6 +149,9 @@ impl Layout {
         v.push(("the control plane".into(), self.rest));
         v.push(("the operator API".into(), self.operator));
         v.push(("the control plane's gRPC API".into(), self.grpc));
+        for (piece, _) in METRICS_PORTS {
+            v.push((format!("the metrics of {piece}"), self.metrics[piece]));
+        }
         v
     }
 }
@@ -263,7 +296,10 @@ impl Stack {
                 format!("1={controller}"),
                 "--cell-id".into(),
                 CELL_ID.into(),
-            ],
+            ]
+            .into_iter()
+            .chain(self.layout.metrics_args(name))
+            .collect(),
             Duration::from_secs(15),
         );
         self.handles
@@ -316,7 +352,10 @@ impl Stack {
                     zone.to_string(),
                     "--tenant".into(),
                     TENANT.into(),
-                ],
+                ]
+                .into_iter()
+                .chain(self.layout.metrics_args(&name))
+                .collect(),
                 // Controlled shutdown is bounded at 10 s inside the broker.
                 Duration::from_secs(30),
             );
@@ -390,7 +429,10 @@ impl Stack {
                 self.layout.operator.to_string(),
                 "--grpc-listen".into(),
                 self.layout.grpc.to_string(),
-            ],
+            ]
+            .into_iter()
+            .chain(self.layout.metrics_args(name))
+            .collect(),
             Duration::from_secs(15),
         );
         self.handles
@@ -518,7 +560,7 @@ impl Stack {
                 "sasl_bootstrap": sasl_bootstrap.join(","),
                 "brokers": brokers,
             }],
-            "metrics": [],
+            "metrics": self.layout.metrics_urls(),
             "supervisor_pid": std::process::id(),
             "processes": processes,
             "data_dir": self.data_dir,
@@ -633,6 +675,25 @@ fn print_banner(endpoints: &Value, path: &Path, data_dir: &Path) {
         "  gRPC API          {}",
         endpoints["grpc"].as_str().unwrap_or_default()
     );
+    // Brokers 1-3, controller, control plane: the first address whole, then ports.
+    let ports: Vec<&str> = endpoints["metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter_map(|u| u.strip_prefix("http://")?.strip_suffix("/metrics"))
+        .collect();
+    if let [b1, b2, b3, controller, cp] = ports[..] {
+        let _ = writeln!(
+            out,
+            "  metrics (HTTP)    {b1} {} {} brokers, {} controller, {} control plane \
+             (/metrics, /livez, /readyz)",
+            port_of(b2),
+            port_of(b3),
+            port_of(controller),
+            port_of(cp)
+        );
+    }
     let _ = writeln!(
         out,
         "  cell API (gRPC)   {}",
@@ -650,6 +711,11 @@ fn print_banner(endpoints: &Value, path: &Path, data_dir: &Path) {
         "Ctrl-C stops everything; running it again resumes with all data."
     );
     let _ = out.flush();
+}
+
+/// `PORT` of `HOST:PORT`.
+fn port_of(addr: &str) -> &str {
+    addr.rsplit(':').next().unwrap_or(addr)
 }
 
 fn log_tail(path: &Path, lines: usize) -> String {

@@ -58,6 +58,7 @@ impl Controller {
             },
         );
         tracing::info!(broker = req.broker_id, epoch, zone = %req.zone, "broker registered");
+        crate::metrics::broker_registered();
         Ok(epoch)
     }
 
@@ -209,6 +210,7 @@ impl Controller {
                     "broker missed its session: fencing it"
                 );
                 self.set_state(&b, BrokerState::Fenced).await?;
+                crate::metrics::broker_fenced();
             }
         }
         Ok(())

@@ -158,9 +158,15 @@ impl Controller {
     pub(crate) async fn commit(&self, records: Vec<MetadataRecord>) -> Result<u64, CellError> {
         let mut offset = self.hub.offset();
         for chunk in records.chunks(self.config.max_records_per_entry) {
+            let changes = crate::metrics::PartitionChanges::of(&self.hub.image(), chunk);
             let batch = MetadataBatch::from_records(chunk.to_vec());
+            let started = Instant::now();
             match self.raft.client_write(batch).await {
-                Ok(resp) => offset = resp.log_id.index,
+                Ok(resp) => {
+                    offset = resp.log_id.index;
+                    crate::metrics::committed(chunk.len(), started.elapsed());
+                    changes.publish();
+                }
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
                     return Err(self.not_leader())
                 }

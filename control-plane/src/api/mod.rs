@@ -61,6 +61,9 @@ pub fn router(state: AppState) -> Router {
                 "this route does not accept this method; see GET /openapi.json".into(),
             )
         })
+        .layer(axum::middleware::from_fn(|req, next| {
+            crate::metrics::track_http(crate::metrics::Api::Rest, req, next)
+        }))
         .with_state(state)
 }
 

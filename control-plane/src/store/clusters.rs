@@ -450,6 +450,19 @@ impl Store {
         rows.iter().map(cluster_from_row).collect()
     }
 
+    /// How many clusters are in each phase (a phase without clusters is absent).
+    pub async fn count_clusters_by_phase(&self) -> Result<Vec<(Phase, i64)>> {
+        let rows = sqlx::query("SELECT phase, COUNT(*) AS n FROM clusters GROUP BY phase")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let phase: String = r.try_get("phase")?;
+                Ok((Phase::parse(&phase)?, r.try_get::<i64, _>("n")?))
+            })
+            .collect()
+    }
+
     /// Records the chosen cell of a PROVISIONING cluster not yet placed; `false` if the
     /// cluster was deleted or placed meanwhile.
     pub async fn place_cluster(&self, id: &str, cell_id: &str) -> Result<bool> {

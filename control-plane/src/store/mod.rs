@@ -189,6 +189,12 @@ impl Store {
         &self.pool
     }
 
+    /// `SELECT 1`: the database answers (the control plane's readiness check).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Creates an organisation and its first user in one transaction. Returns
     /// `(user_id, organization_id)`; an email already taken is [`Error::AlreadyExists`].
     pub async fn create_user_and_org(
