@@ -527,6 +527,23 @@ fn series_value(page: &str, series: &str) -> Option<f64> {
     })
 }
 
+/// The sum over `pages` of every `name{...}` series whose labels include all of `labels`.
+fn sum_series(pages: &[String], name: &str, labels: &[&str]) -> f64 {
+    pages
+        .iter()
+        .flat_map(|p| p.lines())
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?.strip_prefix('{')?;
+            let (set, value) = rest.split_once("} ")?;
+            labels
+                .iter()
+                .all(|want| set.split(',').any(|kv| kv == *want))
+                .then(|| value.trim().parse::<f64>().ok())
+                .flatten()
+        })
+        .sum()
+}
+
 /// Each URL in endpoints.json's `metrics` (brokers 1-3, controller, control plane) answers
 /// 200 with the series its piece records, `/livez` answers 200 and `/readyz` turns 200.
 async fn check_admin_endpoints(endpoints: &Value, http: &reqwest::Client) {
@@ -576,6 +593,31 @@ async fn check_admin_endpoints(endpoints: &Value, http: &reqwest::Client) {
     {
         let series = format!("tributary_build_info{{role=\"{role}\",version=");
         assert!(pages[i].contains(&series), "{}: no {series}", urls[i]);
+    }
+    // The brokers' per-tenant series moved with what the test produced and consumed as
+    // `lkc-local` (summed over brokers: broker 2 restarted and started over).
+    let brokers = &pages[..3];
+    for (name, labels) in [
+        (
+            "tributary_broker_received_bytes_total",
+            &["tenant=\"lkc-local\"", "topic=\"orders\""][..],
+        ),
+        (
+            "tributary_broker_sent_bytes_total",
+            &["tenant=\"lkc-local\"", "topic=\"orders\""][..],
+        ),
+        (
+            "tributary_broker_requests_total",
+            &["tenant=\"lkc-local\"", "api=\"Produce\""][..],
+        ),
+        ("tributary_broker_partitions", &["tenant=\"lkc-local\""][..]),
+        (
+            "tributary_broker_request_latency_seconds_count",
+            &["api=\"Fetch\""][..],
+        ),
+    ] {
+        let total = sum_series(brokers, name, labels);
+        assert!(total > 0.0, "{name}{labels:?} is {total} over the brokers");
     }
     // The controller's gauges are recomputed every second: poll (bounded) until they
     // show what the test did (3 brokers active again after broker 2's restart).

@@ -316,6 +316,11 @@ impl Broker {
         self.namespaces().topics(tenant)
     }
 
+    /// Every topic with its tenant: for metrics, never for a client's answer.
+    pub fn all_topics_by_tenant(&self) -> Vec<(TenantId, Arc<Topic>)> {
+        self.namespaces().all_by_tenant()
+    }
+
     /// Every tenant's topics: for housekeeping and metrics, never for a client's answer.
     pub fn all_topics(&self) -> Vec<Arc<Topic>> {
         self.namespaces().all_topics()
@@ -662,6 +667,7 @@ async fn retention_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
         let b = broker.clone();
         let _ = tokio::task::spawn_blocking(move || {
             let now = now_ms();
+            crate::metrics::refresh_partitions(&b);
             for topic in b.all_topics() {
                 for p in topic.locals() {
                     match p.enforce_retention(now) {

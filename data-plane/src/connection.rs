@@ -87,6 +87,8 @@ enum SaslState {
 
 /// A reply waiting its turn in the write queue.
 struct Outgoing {
+    /// When the request was read (for the latency histogram).
+    arrived: std::time::Instant,
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
@@ -115,11 +117,17 @@ pub async fn serve_connection(
     }
     let writer_task = tokio::spawn(write_replies(writer, rx).instrument(span.clone()));
     let mut session = session;
+    if let Some(tenant) = &session.tenant {
+        crate::metrics::connection_opened(tenant);
+    }
     let result = read_requests(&broker, reader, &mut session, tx, &shutdown, &span)
         .instrument(span.clone())
         .await;
     if let Err(reason) = result {
         span.in_scope(|| info!(%reason, "closing connection"));
+    }
+    if let Some(tenant) = &session.tenant {
+        crate::metrics::connection_closed(tenant);
     }
     // The writer drains what was already dispatched, then ends when the queue closes.
     let _ = writer_task.await;
@@ -175,6 +183,7 @@ async fn read_requests(
                 read.map_err(|e| format!("read error mid-frame: {e}"))?;
             }
         }
+        let arrived = std::time::Instant::now();
         let outgoing = match decode_request(frame.freeze()) {
             Ok(request) => {
                 let (api_key, version, correlation_id) =
@@ -189,6 +198,7 @@ async fn read_requests(
                         // Answer, then close: the writer drains what is queued.
                         let _ = tx
                             .send(Outgoing {
+                                arrived,
                                 api_key,
                                 version,
                                 correlation_id,
@@ -208,7 +218,11 @@ async fn read_requests(
                 if let Reply::Close(reason) = reply {
                     return Err(reason);
                 }
+                if let Some(tenant) = &session.tenant {
+                    crate::metrics::request(tenant, api_key);
+                }
                 Outgoing {
+                    arrived,
                     api_key,
                     version,
                     correlation_id,
@@ -226,6 +240,7 @@ async fn read_requests(
                     "ApiVersions at an unsupported version; answering v0"
                 );
                 Outgoing {
+                    arrived,
                     api_key: ApiKey::ApiVersions,
                     version: 0,
                     correlation_id,
@@ -292,6 +307,7 @@ async fn sasl_step(
             match outcome {
                 PlainOutcome::Authenticated(tenant, principal) => {
                     info!(%tenant, principal = %principal.name, api_key = %principal.api_key, "authenticated");
+                    crate::metrics::connection_opened(&tenant);
                     session.tenant = Some(tenant);
                     session.principal = Some(principal);
                     *state = SaslState::Done;
@@ -378,6 +394,7 @@ async fn write_replies(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>)
             },
             Reply::None | Reply::Close(_) => continue,
         };
+        crate::metrics::latency(out.api_key, out.arrived.elapsed().as_secs_f64());
         let frame: Bytes = match encode_response(
             out.api_key,
             out.version,

@@ -1,5 +1,7 @@
 //! The Tributary broker: the Kafka wire protocol, the durable segmented log, topics,
-//! idempotent produce, fetch, admin APIs and classic consumer groups.
+//! idempotent produce, fetch, admin APIs and classic consumer groups; in a cell, many
+//! tenants at once ([`namespace`]: each connection bound to one logical cluster by SASL
+//! ([`auth`]), every request authorized ([`authz`])).
 //!
 //! Request flow (see `ARCHITECTURE.md`): [`server`] accepts connections on a pre-bound
 //! listener -> [`connection`] reads length-prefixed frames under a hard size bound ->
@@ -24,6 +26,7 @@ pub mod fsutil;
 pub mod group;
 pub mod handler;
 pub mod log;
+pub mod metrics;
 pub mod namespace;
 pub mod partition;
 pub mod producer_ids;

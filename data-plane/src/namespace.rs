@@ -52,6 +52,14 @@ impl Namespaces {
         all
     }
 
+    /// Every topic with its tenant (metrics): never for answering a client.
+    pub fn all_by_tenant(&self) -> Vec<(TenantId, Arc<Topic>)> {
+        self.by_tenant
+            .iter()
+            .flat_map(|(t, m)| m.values().map(move |topic| (t.clone(), topic.clone())))
+            .collect()
+    }
+
     /// Every tenant's topics (retention, metrics): never for answering a client.
     pub fn all_topics(&self) -> Vec<Arc<Topic>> {
         self.by_tenant

@@ -103,6 +103,7 @@ pub fn apply(
         }
     }
     broker.replace_topics(tenant_view(cell, image));
+    crate::metrics::refresh_partitions(broker);
     fetcher::update(broker, cell, image, shutdown);
     cell.groups.reconcile(broker, cell, image);
     if cell.caught_up.load(Ordering::Acquire) && !cell.swept.swap(true, Ordering::AcqRel) {

@@ -26,12 +26,23 @@ const MAX_WAIT: Duration = Duration::from_secs(30);
 pub async fn handle(broker: &Arc<Broker>, caller: &Caller, req: FetchRequest) -> FetchResponse {
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let min_bytes = req.min_bytes.max(0) as usize;
-    long_poll(broker, wait, || {
+    let response = long_poll(broker, wait, || {
         let (response, bytes) = read_once(broker, caller, &req);
         let done = bytes >= min_bytes || has_errors(&response);
         (response, done)
     })
-    .await
+    .await;
+    for t in &response.responses {
+        let bytes: usize = t
+            .partitions
+            .iter()
+            .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+            .sum();
+        if bytes > 0 {
+            crate::metrics::sent(&caller.tenant, t.topic.as_str(), bytes);
+        }
+    }
+    response
 }
 
 /// Call `read` until it reports it is done or `wait` has passed (then once more), waking

@@ -56,6 +56,7 @@ pub async fn handle(
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
+            let pd_bytes = pd.records.as_ref().map_or(0, |r| r.len());
             let result = if !matches!(acks, -1..=1) {
                 Err(Error::InvalidRequiredAcks(acks))
             } else if req.transactional_id.is_some() {
@@ -77,6 +78,10 @@ pub async fn handle(
             };
             match result {
                 Ok((partition, outcome)) => {
+                    if !outcome.duplicate {
+                        let bytes = pd_bytes;
+                        crate::metrics::received(tenant, &name, bytes);
+                    }
                     resp.base_offset = outcome.base_offset;
                     resp.log_append_time_ms = outcome.log_append_time;
                     resp.log_start_offset = outcome.log_start_offset;

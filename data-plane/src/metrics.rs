@@ -1,0 +1,69 @@
+//! The broker's metrics, through the `metrics` facade (the binary installs the Prometheus
+//! recorder; without one these are no-ops). Names and labels are the contract in
+//! `docs/metrics.md`; every call site is one line here.
+
+use std::collections::HashMap;
+
+use kafka_protocol::messages::ApiKey;
+
+use crate::broker::Broker;
+
+/// A request handled for `tenant`.
+pub fn request(tenant: &str, api: ApiKey) {
+    metrics::counter!("tributary_broker_requests_total", "tenant" => tenant.to_string(), "api" => api_name(api))
+        .increment(1);
+}
+
+/// From a request's arrival to its response being ready to write.
+pub fn latency(api: ApiKey, seconds: f64) {
+    metrics::histogram!("tributary_broker_request_latency_seconds", "api" => api_name(api))
+        .record(seconds);
+}
+
+/// Record bytes a producer of `tenant` appended to `topic`.
+pub fn received(tenant: &str, topic: &str, bytes: usize) {
+    metrics::counter!("tributary_broker_received_bytes_total", "tenant" => tenant.to_string(), "topic" => topic.to_string())
+        .increment(bytes as u64);
+}
+
+/// Record bytes a consumer of `tenant` was sent from `topic`.
+pub fn sent(tenant: &str, topic: &str, bytes: usize) {
+    metrics::counter!("tributary_broker_sent_bytes_total", "tenant" => tenant.to_string(), "topic" => topic.to_string())
+        .increment(bytes as u64);
+}
+
+/// One more (or one fewer) open connection of `tenant`.
+pub fn connection_opened(tenant: &str) {
+    metrics::gauge!("tributary_broker_active_connections", "tenant" => tenant.to_string())
+        .increment(1.0);
+}
+
+pub fn connection_closed(tenant: &str) {
+    metrics::gauge!("tributary_broker_active_connections", "tenant" => tenant.to_string())
+        .decrement(1.0);
+}
+
+/// Recount the replicas hosted here per tenant, and the partitions led here whose ISR
+/// is smaller than their replica set.
+pub fn refresh_partitions(broker: &Broker) {
+    let mut per_tenant: HashMap<String, usize> = HashMap::new();
+    let mut under_replicated = 0usize;
+    for (tenant, topic) in broker.all_topics_by_tenant() {
+        for slot in &topic.partitions {
+            if slot.local.is_some() {
+                *per_tenant.entry(tenant.to_string()).or_default() += 1;
+                if slot.leader == broker.config.node_id && slot.isr.len() < slot.replicas.len() {
+                    under_replicated += 1;
+                }
+            }
+        }
+    }
+    for (tenant, n) in per_tenant {
+        metrics::gauge!("tributary_broker_partitions", "tenant" => tenant).set(n as f64);
+    }
+    metrics::gauge!("tributary_broker_under_replicated_partitions").set(under_replicated as f64);
+}
+
+fn api_name(api: ApiKey) -> String {
+    format!("{api:?}")
+}
