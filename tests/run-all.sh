@@ -14,6 +14,9 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 CACHE=${TRIBUTARY_CACHE:-$HOME/.cache/tributary}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE/target}
+# Incremental artifacts grew the cached target dir by ~16 GB across runs and filled the
+# disk mid-link; a CI build of a fresh clone gains little from them.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 mkdir -p "$CACHE"
 
 step() { printf '\n=== %s (%ss)\n' "$*" "$SECONDS"; }
