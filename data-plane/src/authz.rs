@@ -21,8 +21,9 @@ use crate::namespace::TenantId;
 /// The tenant and principal of one request.
 pub struct Caller {
     pub tenant: TenantId,
-    principal: Option<Principal>,
-    host: String,
+    principal: Option<Arc<Principal>>,
+    /// The peer's address, formatted only when an ACL check needs it.
+    peer: std::net::IpAddr,
     image: Option<Arc<CellImage>>,
 }
 
@@ -32,7 +33,7 @@ impl Caller {
         Caller {
             tenant,
             principal: session.principal.clone(),
-            host: session.peer.ip().to_string(),
+            peer: session.peer.ip(),
             // Only a restricted principal needs the ACLs.
             image: if restricted {
                 broker.cell.as_ref().map(|c| c.image())
@@ -51,7 +52,7 @@ impl Caller {
                 &image.acls,
                 &self.tenant,
                 &p.name,
-                &self.host,
+                &self.peer.to_string(),
                 operation,
                 resource_type,
                 name,

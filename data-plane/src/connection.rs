@@ -55,8 +55,8 @@ pub struct Session {
     /// The logical cluster every request of this connection works in; `None` until a
     /// SASL connection authenticates (or for good on a replication-only listener).
     pub tenant: Option<TenantId>,
-    /// Who authenticated (SASL connections).
-    pub principal: Option<Principal>,
+    /// Who authenticated (SASL connections); shared with every request's `Caller`.
+    pub principal: Option<Arc<Principal>>,
 }
 
 impl Session {
@@ -309,7 +309,7 @@ async fn sasl_step(
                     info!(%tenant, principal = %principal.name, api_key = %principal.api_key, "authenticated");
                     crate::metrics::connection_opened(&tenant);
                     session.tenant = Some(tenant);
-                    session.principal = Some(principal);
+                    session.principal = Some(Arc::new(principal));
                     *state = SaslState::Done;
                     (Reply::ready(SaslAuthenticateResponse::default()), Ok(()))
                 }

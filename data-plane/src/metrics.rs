@@ -1,16 +1,18 @@
 //! The broker's metrics, through the `metrics` facade (the binary installs the Prometheus
 //! recorder; without one these are no-ops). Names and labels are the contract in
-//! `docs/metrics.md`; every call site is one line here.
+//! `docs/metrics.md`; every call site is one line here. Tenant labels share the
+//! session's `Arc<str>` rather than copying it on every request.
 
 use std::collections::HashMap;
 
 use kafka_protocol::messages::ApiKey;
 
 use crate::broker::Broker;
+use crate::namespace::TenantId;
 
 /// A request handled for `tenant`.
-pub fn request(tenant: &str, api: ApiKey) {
-    metrics::counter!("tributary_broker_requests_total", "tenant" => tenant.to_string(), "api" => api_name(api))
+pub fn request(tenant: &TenantId, api: ApiKey) {
+    metrics::counter!("tributary_broker_requests_total", "tenant" => tenant.clone(), "api" => api_name(api))
         .increment(1);
 }
 
@@ -21,37 +23,37 @@ pub fn latency(api: ApiKey, seconds: f64) {
 }
 
 /// Record bytes a producer of `tenant` appended to `topic`.
-pub fn received(tenant: &str, topic: &str, bytes: usize) {
-    metrics::counter!("tributary_broker_received_bytes_total", "tenant" => tenant.to_string(), "topic" => topic.to_string())
+pub fn received(tenant: &TenantId, topic: &str, bytes: usize) {
+    metrics::counter!("tributary_broker_received_bytes_total", "tenant" => tenant.clone(), "topic" => topic.to_string())
         .increment(bytes as u64);
 }
 
 /// Record bytes a consumer of `tenant` was sent from `topic`.
-pub fn sent(tenant: &str, topic: &str, bytes: usize) {
-    metrics::counter!("tributary_broker_sent_bytes_total", "tenant" => tenant.to_string(), "topic" => topic.to_string())
+pub fn sent(tenant: &TenantId, topic: &str, bytes: usize) {
+    metrics::counter!("tributary_broker_sent_bytes_total", "tenant" => tenant.clone(), "topic" => topic.to_string())
         .increment(bytes as u64);
 }
 
 /// One more (or one fewer) open connection of `tenant`.
-pub fn connection_opened(tenant: &str) {
-    metrics::gauge!("tributary_broker_active_connections", "tenant" => tenant.to_string())
+pub fn connection_opened(tenant: &TenantId) {
+    metrics::gauge!("tributary_broker_active_connections", "tenant" => tenant.clone())
         .increment(1.0);
 }
 
-pub fn connection_closed(tenant: &str) {
-    metrics::gauge!("tributary_broker_active_connections", "tenant" => tenant.to_string())
+pub fn connection_closed(tenant: &TenantId) {
+    metrics::gauge!("tributary_broker_active_connections", "tenant" => tenant.clone())
         .decrement(1.0);
 }
 
 /// Recount the replicas hosted here per tenant, and the partitions led here whose ISR
 /// is smaller than their replica set.
 pub fn refresh_partitions(broker: &Broker) {
-    let mut per_tenant: HashMap<String, usize> = HashMap::new();
+    let mut per_tenant: HashMap<TenantId, usize> = HashMap::new();
     let mut under_replicated = 0usize;
     for (tenant, topic) in broker.all_topics_by_tenant() {
         for slot in &topic.partitions {
             if slot.local.is_some() {
-                *per_tenant.entry(tenant.to_string()).or_default() += 1;
+                *per_tenant.entry(tenant.clone()).or_default() += 1;
                 if slot.leader == broker.config.node_id && slot.isr.len() < slot.replicas.len() {
                     under_replicated += 1;
                 }

@@ -72,16 +72,13 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request)
     if let RequestKind::ApiVersions(_) = request.body {
         return Reply::ready(api_versions::response());
     }
-    if let (RequestKind::Fetch(r), Some(cell), Listener::Plaintext) =
-        (&request.body, &broker.cell, session.listener)
-    {
-        if r.replica_id.0 >= 0 {
-            let (cell, RequestKind::Fetch(r)) = (cell.clone(), request.body) else {
-                unreachable!("matched above")
-            };
+    let body = match (request.body, &broker.cell, session.listener) {
+        (RequestKind::Fetch(r), Some(cell), Listener::Plaintext) if r.replica_id.0 >= 0 => {
+            let cell = cell.clone();
             return later(async move { replica_fetch::handle(&b, &cell, r).await.into() });
         }
-    }
+        (body, _, _) => body,
+    };
     let Some(tenant) = session.tenant.clone() else {
         return Reply::Close(format!(
             "{:?} on a listener that serves only replication",
@@ -90,7 +87,7 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request)
     };
     let c = Arc::new(Caller::new(broker, session, tenant));
     let listener = session.listener;
-    match request.body {
+    match body {
         RequestKind::Metadata(r) => {
             later(async move { metadata::handle(&b, &c, listener, r, v).await.into() })
         }
