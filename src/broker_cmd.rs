@@ -54,6 +54,10 @@ pub struct BrokerArgs {
     /// Durability policy for acknowledged writes.
     #[arg(long, value_enum, default_value = "always")]
     fsync: Fsync,
+    /// Zeros written ahead of each active segment's data so that fsyncs rarely have to commit
+    /// file metadata (0 turns it off); small partitions zero ahead only as much as they hold.
+    #[arg(long, default_value_t = data_plane::config::DEFAULT_PREALLOCATE_BYTES)]
+    preallocate_bytes: u64,
     /// Default partition count for auto-created topics.
     #[arg(long, default_value_t = 1)]
     default_partitions: i32,
@@ -116,6 +120,7 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     config.node_id = args.node_id;
     config.max_request_bytes = args.max_request_bytes;
     config.default_partitions = args.default_partitions;
+    config.log_defaults.preallocate_bytes = args.preallocate_bytes;
     config.retention_check_interval = std::time::Duration::from_millis(args.retention_check_ms);
     config.fsync = match args.fsync {
         Fsync::Always => FsyncPolicy::Always,

@@ -110,6 +110,17 @@ pub struct LogConfig {
     pub index_interval_bytes: u64,
     /// `min.insync.replicas`: in-sync replicas an acks=-1 produce needs (cells only).
     pub min_insync_replicas: u32,
+    /// Broker setting (not a topic config): zeros written ahead of the active segment's data so
+    /// fsyncs rarely commit file metadata (`log/segment.rs` `zero_ahead`); 0 = off.
+    #[serde(default = "default_preallocate_bytes")]
+    pub preallocate_bytes: u64,
+}
+
+/// Default of [`LogConfig::preallocate_bytes`].
+pub const DEFAULT_PREALLOCATE_BYTES: u64 = 4 * 1024 * 1024;
+
+fn default_preallocate_bytes() -> u64 {
+    DEFAULT_PREALLOCATE_BYTES
 }
 
 impl Default for LogConfig {
@@ -123,6 +134,7 @@ impl Default for LogConfig {
             min_insync_replicas: 1,
             timestamp_type: TimestampType::CreateTime,
             index_interval_bytes: 4096,
+            preallocate_bytes: DEFAULT_PREALLOCATE_BYTES,
         }
     }
 }

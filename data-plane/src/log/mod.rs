@@ -34,7 +34,7 @@ use crate::config::{LogConfig, TimestampType};
 
 pub use batch::{parse_batches, BatchHeader, MAX_DECOMPRESSED_BYTES};
 use checkpoint::EpochCache;
-use segment::{BatchLoc, Segment};
+use segment::{BatchLoc, Prealloc, Segment};
 
 /// Everything the log can fail with; converts into the broker's [`crate::error::Error`].
 #[derive(Debug, thiserror::Error)]
@@ -251,7 +251,11 @@ impl PartitionLog {
         self.maybe_roll(total as u64, next - base_offset, now_ms)?;
         self.epochs.assign(leader_epoch, base_offset)?;
         let interval = self.config.index_interval_bytes;
-        if let Err(e) = self.active_mut().append(&data, &locs, interval, now_ms) {
+        let prealloc = self.prealloc();
+        if let Err(e) = self
+            .active_mut()
+            .append(&data, &locs, interval, now_ms, prealloc)
+        {
             self.epochs.truncate_from_end(base_offset)?;
             return Err(e.into());
         }
@@ -304,7 +308,11 @@ impl PartitionLog {
             self.epochs.assign(epoch, offset)?;
         }
         let interval = self.config.index_interval_bytes;
-        if let Err(e) = self.active_mut().append(data, &locs, interval, now_ms) {
+        let prealloc = self.prealloc();
+        if let Err(e) = self
+            .active_mut()
+            .append(data, &locs, interval, now_ms, prealloc)
+        {
             self.epochs.truncate_from_end(base_offset)?;
             return Err(e.into());
         }
@@ -333,6 +341,13 @@ impl PartitionLog {
         // No batch is left, so no epoch either: the leader's batches bring theirs.
         self.epochs.truncate_from_end(i64::MIN)?;
         self.set_log_start(offset)
+    }
+
+    fn prealloc(&self) -> Prealloc {
+        Prealloc {
+            bytes: self.config.preallocate_bytes,
+            cap: self.config.segment_bytes.min(i32::MAX as u64),
+        }
     }
 
     /// Roll before an append of `bytes` / `count` offsets when the active segment would grow past

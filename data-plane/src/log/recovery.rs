@@ -70,15 +70,32 @@ pub(crate) fn rebuild(seg: &mut Segment, file_len: u64, interval: u64) -> Result
         pos += loc.size;
     }
     if pos < file_len {
-        tracing::warn!(
-            segment = %seg.path.display(),
-            valid_bytes = pos,
-            cut_bytes = file_len - pos,
-            "truncating torn or corrupt log tail"
-        );
+        if zeros_at(&seg.file, pos, file_len)? {
+            // What `Segment::zero_ahead` wrote past the data: expected, nothing was lost.
+            tracing::debug!(segment = %seg.path.display(), valid_bytes = pos, "cutting zeroed tail");
+        } else {
+            tracing::warn!(
+                segment = %seg.path.display(),
+                valid_bytes = pos,
+                cut_bytes = file_len - pos,
+                "truncating torn or corrupt log tail"
+            );
+        }
+        // Cut even zeros: bytes of an unacknowledged batch may lie beyond them, and must never
+        // be reachable again once new batches are written over the gap.
         seg.truncate_file(pos)?;
+    } else {
+        seg.allocated = file_len;
     }
     Ok(file_len - pos)
+}
+
+/// Whether the bytes after the valid log look like zeroes written ahead rather than a torn
+/// batch (only the first chunk is read: this decides the log level, not what is kept).
+fn zeros_at(file: &File, pos: u64, file_len: u64) -> Result<bool, LogError> {
+    let mut buf = vec![0u8; CRC_CHUNK.min((file_len - pos) as usize)];
+    file.read_exact_at(&mut buf, pos)?;
+    Ok(buf.iter().all(|&b| b == 0))
 }
 
 /// Open the active (last) segment, always rescanning it.

@@ -52,7 +52,16 @@ pub(crate) struct Segment {
     pub time_index: Index<TimeEntry>,
     /// Bytes appended since the last offset index entry.
     bytes_since_index: u64,
+    /// The file's length: `size` bytes of batches, then zeros written ahead of them (see
+    /// [`Segment::zero_ahead`]). Never less than `size`.
+    pub allocated: u64,
 }
+
+/// The least [`Segment::zero_ahead`] zeroes ahead when preallocation is on.
+const MIN_ZERO_AHEAD: u64 = 16 * 1024;
+
+/// Zeros for [`Segment::zero_ahead`]; static so writing them allocates nothing.
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
 impl Segment {
     /// A new, empty segment (any stale files with this base are truncated).
@@ -76,6 +85,7 @@ impl Segment {
             index: Index::create(&index_path(dir, base_offset))?,
             time_index: Index::create(&time_index_path(dir, base_offset))?,
             bytes_since_index: 0,
+            allocated: 0,
         })
     }
 
@@ -110,6 +120,7 @@ impl Segment {
             index,
             time_index,
             bytes_since_index: 0,
+            allocated: size,
         }
     }
 
@@ -161,20 +172,26 @@ impl Segment {
         Ok(())
     }
 
-    /// Write `data` (whole batches described by `locs`, positions relative to `data`) at the end.
+    /// Write `data` (whole batches described by `locs`, positions relative to `data`) at the end,
+    /// then keep `prealloc` zeroed bytes written ahead of it, up to `cap` (see [`Self::zero_ahead`]).
     pub fn append(
         &mut self,
         data: &[u8],
         locs: &[BatchLoc],
         interval: u64,
         now_ms: i64,
+        prealloc: Prealloc,
     ) -> io::Result<()> {
         let start = self.size;
         if let Err(e) = self.file.write_all_at(data, start) {
             // Leave no partial batch behind for readers; recovery would also cut it.
             let _ = self.file.set_len(start);
+            self.allocated = start;
             return Err(e);
         }
+        let end = start + data.len() as u64;
+        self.allocated = self.allocated.max(end);
+        self.zero_ahead(end, prealloc);
         let first = self.is_empty();
         for loc in locs {
             self.track_batch(
@@ -189,6 +206,47 @@ impl Segment {
             self.rolling_ts = Some(now_ms);
         }
         Ok(())
+    }
+
+    /// Keep the file zeroed ahead of the data by at least `ahead` (`prealloc.bytes`, less for a
+    /// small segment): when less is left, write zeros up to `end + 2 * ahead` (never past
+    /// `cap`) and start their writeback.
+    ///
+    /// Why: an fdatasync after an append that grew the file must also commit the new size and
+    /// block allocation through the filesystem journal, and on ext4 those commits are where
+    /// the long fsync stalls come from (BENCHMARKS.md). Overwriting blocks that are already
+    /// allocated, written and sized needs no journal commit, so with zeros ahead only one
+    /// fdatasync per `bytes` appended pays for metadata (PostgreSQL pre-zeroes WAL segments for
+    /// the same reason). The zeros are never read: readers stop at `size`, recovery stops at
+    /// the first invalid batch header and cuts the file there, and sealing cuts it to `size`.
+    ///
+    /// Best effort: a failed write of zeros (a full disk) only means the next appends grow
+    /// the file as they would without preallocation.
+    fn zero_ahead(&mut self, end: u64, prealloc: Prealloc) {
+        if prealloc.bytes == 0 {
+            return;
+        }
+        // Ahead by as much as is already written (up to `bytes`), so the zeros of a small
+        // partition stay small; a busy one reaches `bytes` after a few doublings.
+        let ahead = prealloc.bytes.min(end).max(MIN_ZERO_AHEAD);
+        if self.allocated >= end.saturating_add(ahead) {
+            return;
+        }
+        let from = self.allocated.max(end);
+        let to = end.saturating_add(2 * ahead).min(prealloc.cap);
+        let mut at = from;
+        while at < to {
+            let n = ZEROS.len().min((to - at) as usize);
+            if let Err(e) = self.file.write_all_at(&ZEROS[..n], at) {
+                tracing::debug!(segment = %self.path.display(), error = %e, "zeroing ahead failed");
+                break;
+            }
+            at += n as u64;
+        }
+        if at > from {
+            start_writeback(&self.file, from, at - from);
+        }
+        self.allocated = self.allocated.max(at);
     }
 
     /// The batch header at `pos`, validated against the segment's size.
@@ -249,6 +307,11 @@ impl Segment {
             let rel = self.rel(self.last_batch_base);
             self.append_time_entry(rel)?;
         }
+        if self.allocated > self.size {
+            // A closed segment is exactly its batches (recovery trusts its length).
+            self.file.set_len(self.size)?;
+            self.allocated = self.size;
+        }
         self.file.sync_data()?;
         self.index.sync()?;
         self.time_index.sync()
@@ -259,6 +322,7 @@ impl Segment {
     pub fn truncate_file(&mut self, pos: u64) -> io::Result<()> {
         self.file.set_len(pos)?;
         self.size = pos;
+        self.allocated = pos;
         Ok(())
     }
 
@@ -282,6 +346,37 @@ impl Segment {
         remove_if_exists(self.index.path())?;
         remove_if_exists(self.time_index.path())
     }
+}
+
+/// How far [`Segment::append`] zeroes ahead of the data: `bytes` (0 = never), up to `cap`
+/// (the segment's size limit; zeros past it would never be used).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Prealloc {
+    pub bytes: u64,
+    pub cap: u64,
+}
+
+/// Ask the kernel to start writing `len` bytes at `offset` back now, without waiting, so a
+/// later fdatasync finds them on disk already.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain syscall on a file descriptor `file` keeps open; no memory is passed.
+        let rc = unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                offset as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            )
+        };
+        if rc != 0 {
+            tracing::debug!(error = %io::Error::last_os_error(), "sync_file_range failed");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
 }
 
 pub(crate) fn loc_from_header(h: &[u8], pos: u64) -> BatchLoc {

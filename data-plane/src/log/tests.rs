@@ -48,12 +48,27 @@ pub(super) fn make_batch(
     buf.to_vec()
 }
 
+/// Small segments, and no zeros ahead so file lengths are exactly the data (the recovery
+/// tests cut and flip bytes by file length); [`prealloc_cfg`] turns zeroing ahead on.
 pub(super) fn cfg() -> LogConfig {
     LogConfig {
         segment_bytes: 2048,
         index_interval_bytes: 256,
+        preallocate_bytes: 0,
         ..LogConfig::default()
     }
+}
+
+fn prealloc_cfg() -> LogConfig {
+    LogConfig {
+        segment_bytes: 64 * 1024,
+        preallocate_bytes: 8 * 1024,
+        ..cfg()
+    }
+}
+
+fn file_len(p: &Path) -> u64 {
+    std::fs::metadata(p).unwrap().len()
 }
 
 pub(super) fn append(log: &mut PartitionLog, bytes: &[u8], epoch: i32, now: i64) -> AppendInfo {
@@ -730,5 +745,73 @@ fn append_rolls_by_segment_ms() {
     assert_eq!(segment_count(dir.path()), 1);
     append(&mut log, &b, 0, 1_100);
     assert_eq!(segment_count(dir.path()), 2);
+    check_contiguous(&log);
+}
+
+#[test]
+fn zeros_ahead_are_never_served_and_are_cut_at_seal_and_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), prealloc_cfg()).unwrap();
+    for i in 0..10 {
+        append(&mut log, &make_batch(3, i, Compression::None, 100), 0, 1);
+    }
+    let active = log.active();
+    let data = active.size;
+    assert!(
+        file_len(&active.path) >= data + 8 * 1024,
+        "{} bytes of data, file of {}",
+        data,
+        file_len(&active.path)
+    );
+    check_contiguous(&log);
+    let end = log.log_end_offset();
+    // A crash: the file still holds the zeros; recovery cuts them and keeps every batch.
+    drop(log);
+    let mut log = PartitionLog::open(dir.path(), prealloc_cfg()).unwrap();
+    assert_eq!(log.log_end_offset(), end);
+    assert_eq!(file_len(&log.active().path), log.active().size);
+    check_contiguous(&log);
+    // Fill past a roll: every closed segment is exactly its batches.
+    while segment_count(dir.path()) < 3 {
+        append(&mut log, &make_batch(5, 9, Compression::None, 900), 0, 1);
+    }
+    let active_base = log.active().base_offset;
+    for seg in log
+        .segments
+        .values()
+        .filter(|s| s.base_offset != active_base)
+    {
+        assert_eq!(file_len(&seg.path), seg.size, "{}", seg.path.display());
+    }
+    assert!(file_len(&log.active().path) > log.active().size);
+    check_contiguous(&log);
+}
+
+#[test]
+fn recovery_never_resurrects_a_batch_beyond_the_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), prealloc_cfg()).unwrap();
+    let batch = make_batch(1, 5, Compression::None, 50);
+    for _ in 0..3 {
+        append(&mut log, &batch, 0, 1);
+    }
+    let path = log.active().path.clone();
+    drop(log);
+    // Corrupt the second batch's last byte: recovery keeps only the first. The third, intact
+    // batch (offset 2) still lies beyond the cut unless the file is cut there.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[2 * batch.len() - 1] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let mut log = PartitionLog::open(dir.path(), prealloc_cfg()).unwrap();
+    assert_eq!(log.log_end_offset(), 1);
+    // A new batch of the same size at offset 1 ends exactly where the old third batch began.
+    append(&mut log, &batch, 1, 2);
+    drop(log);
+    let log = PartitionLog::open(dir.path(), prealloc_cfg()).unwrap();
+    assert_eq!(
+        log.log_end_offset(),
+        2,
+        "the old batch at offset 2 came back"
+    );
     check_contiguous(&log);
 }
