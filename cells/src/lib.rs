@@ -6,6 +6,9 @@
 //! to reach it. The broker itself (replication, logs) lives in `data-plane`, which
 //! depends on this crate for [`image`] and the controller client.
 //!
+//! [`quota`] is the quota coordinator: it splits each tenant's cell-wide quotas among the
+//! brokers from the usage they report with their heartbeats.
+//!
 //! [`metrics`] records the controller's metrics through the `metrics` facade (names in
 //! `docs/metrics.md`).
 //!
@@ -20,6 +23,7 @@ pub mod error;
 pub mod image;
 pub mod metrics;
 pub mod node;
+pub mod quota;
 pub mod raft;
 pub mod server;
 pub mod watch;

@@ -109,6 +109,7 @@ fn heartbeater(
                         broker_epoch: epoch,
                         applied_offset: u64::MAX,
                         want_shutdown,
+                        usage: vec![],
                     })
                     .await;
             }
@@ -200,6 +201,7 @@ async fn controller_quorum_end_to_end() {
                 broker_epoch: epochs[&id],
                 applied_offset: 0,
                 want_shutdown: false,
+                usage: vec![],
             })
             .await
             .unwrap();
@@ -453,6 +455,7 @@ async fn controller_quorum_end_to_end() {
                 broker_epoch: epochs[&3],
                 applied_offset: u64::MAX,
                 want_shutdown: true,
+                usage: vec![],
             })
             .await
             .unwrap();
@@ -524,6 +527,7 @@ async fn controller_quorum_end_to_end() {
             broker_epoch: epochs[&3],
             applied_offset: u64::MAX,
             want_shutdown: false,
+            usage: vec![],
         })
         .await
         .unwrap_err();
@@ -537,6 +541,7 @@ async fn controller_quorum_end_to_end() {
             broker_epoch: re.broker_epoch,
             applied_offset: re.broker_epoch as u64,
             want_shutdown: false,
+            usage: vec![],
         })
         .await
         .unwrap();

@@ -105,6 +105,8 @@ pub struct Broker {
     pub auth_failures: FailureLimiter,
     /// Open connections, across all listeners (`max_connections`).
     pub connection_slots: Arc<Semaphore>,
+    /// Each tenant's share of its quotas on this broker.
+    pub quotas: crate::quota::Quotas,
     pub next_connection_id: std::sync::atomic::AtomicU64,
 }
 
@@ -227,6 +229,7 @@ impl Broker {
             None => None,
         };
         let max_connections = config.max_connections;
+        let config_quota = config.quota.clone();
         let broker = Arc::new(Broker {
             cell,
             request_memory: Arc::new(Semaphore::new(
@@ -244,6 +247,7 @@ impl Broker {
             groups,
             auth_failures: FailureLimiter::default(),
             connection_slots: Arc::new(Semaphore::new(max_connections)),
+            quotas: crate::quota::Quotas::new(config_quota),
             next_connection_id: std::sync::atomic::AtomicU64::new(1),
         });
         tokio::spawn(
@@ -253,6 +257,7 @@ impl Broker {
                 .run(broker.data_changed.clone(), shutdown.clone()),
         );
         tokio::spawn(retention_loop(broker.clone(), shutdown.clone()));
+        tokio::spawn(quota_loop(broker.clone(), shutdown.clone()));
         if let Some(cell) = &broker.cell {
             crate::cell::start(&broker, cell, &shutdown);
         }
@@ -679,5 +684,17 @@ async fn retention_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
             }
         })
         .await;
+    }
+}
+
+/// Close each quota period: usage for the coordinator, throttling log lines, backpressure.
+async fn quota_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(crate::quota::PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => broker.quotas.tick(),
+        }
     }
 }

@@ -53,6 +53,8 @@ pub struct BrokerConfig {
     pub group_max_session_timeout: Duration,
     /// How long the first JoinGroup of an empty group waits for more members.
     pub group_initial_rebalance_delay: Duration,
+    /// Per-tenant quota enforcement (burst, broker-wide safe limits).
+    pub quota: crate::quota::QuotaConfig,
     /// Set when the broker is part of a cell (its metadata then comes from the cell's
     /// controller, and partitions are replicated); `None` for a standalone broker.
     pub cell: Option<crate::cell::CellConfig>,
@@ -79,6 +81,7 @@ impl BrokerConfig {
             group_min_session_timeout: Duration::from_millis(6_000),
             group_max_session_timeout: Duration::from_secs(1_800),
             group_initial_rebalance_delay: Duration::from_millis(0),
+            quota: crate::quota::QuotaConfig::default(),
             cell: None,
         }
     }

@@ -16,9 +16,13 @@
 //! answered here rather than by a handler since they change the session) before any
 //! other request but ApiVersions; it is then bound to its key's logical cluster, and
 //! closed as soon as that key is revoked ([`crate::auth`]).
+//!
+//! Every request of a tenant is charged to its quotas ([`crate::throttle`]); a throttled
+//! connection reads nothing until its throttle time has passed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
@@ -34,6 +38,8 @@ use crate::broker::Broker;
 use crate::codec::{decode_request, encode_response, DecodeError, Request};
 use crate::handler::{self, api_versions, Reply};
 use crate::namespace::TenantId;
+use crate::quota::{ConnectionSlot, TenantQuota};
+use crate::throttle::{self, Admission, Mute};
 
 /// Which listener a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +63,10 @@ pub struct Session {
     pub tenant: Option<TenantId>,
     /// Who authenticated (SASL connections); shared with every request's `Caller`.
     pub principal: Option<Arc<Principal>>,
+    /// The tenant's quotas on this broker (set with `tenant`).
+    pub quota: Option<Arc<TenantQuota>>,
+    /// This connection's place in its tenant's connection limit (SASL connections).
+    pub connection_slot: Option<Arc<ConnectionSlot>>,
 }
 
 impl Session {
@@ -70,6 +80,14 @@ impl Session {
                 Listener::Sasl => None,
             },
             principal: None,
+            quota: match listener {
+                Listener::Plaintext => broker
+                    .plaintext_tenant
+                    .as_ref()
+                    .map(|t| broker.quotas.tenant(t)),
+                Listener::Sasl => None,
+            },
+            connection_slot: None,
         }
     }
 }
@@ -93,6 +111,10 @@ struct Outgoing {
     version: i16,
     correlation_id: i32,
     reply: Reply,
+    /// Throttle already earned by the request (see `throttle::admit`).
+    throttle: Duration,
+    /// A consumer fetch's tenant quota, charged with the response's bytes.
+    egress: Option<Arc<TenantQuota>>,
 }
 
 /// Serve one connection until the peer closes it, it misbehaves, or `shutdown` fires.
@@ -115,12 +137,14 @@ pub async fn serve_connection(
     if let Some(tenant) = &session.tenant {
         span.record("tenant", tenant.as_ref());
     }
-    let writer_task = tokio::spawn(write_replies(writer, rx).instrument(span.clone()));
+    let mute = Arc::new(Mute::default());
+    let writer_task =
+        tokio::spawn(write_replies(writer, rx, mute.clone()).instrument(span.clone()));
     let mut session = session;
     if let Some(tenant) = &session.tenant {
         crate::metrics::connection_opened(tenant);
     }
-    let result = read_requests(&broker, reader, &mut session, tx, &shutdown, &span)
+    let result = read_requests(&broker, reader, &mut session, tx, &shutdown, &span, &mute)
         .instrument(span.clone())
         .await;
     if let Err(reason) = result {
@@ -140,6 +164,7 @@ async fn read_requests(
     tx: mpsc::Sender<Outgoing>,
     shutdown: &CancellationToken,
     span: &tracing::Span,
+    mute: &Mute,
 ) -> Result<(), String> {
     let max = broker.config.max_request_bytes;
     let mut sasl = match session.listener {
@@ -149,6 +174,13 @@ async fn read_requests(
     // Metadata changes wake an authenticated connection to re-check its key.
     let mut image_rx = broker.cell.as_ref().map(|c| c.subscribe_image());
     loop {
+        if let Some(wait) = mute.remaining() {
+            // KIP-219: a throttled client's next request waits out its throttle here.
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
         let mut len_buf = [0u8; 4];
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -189,6 +221,7 @@ async fn read_requests(
                 let (api_key, version, correlation_id) =
                     (request.api_key, request.version(), request.correlation_id());
                 debug!(?api_key, version, correlation_id, "request");
+                let mut admission = Admission::default();
                 let reply = if matches!(api_key, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate) {
                     let (reply, outcome) = sasl_step(broker, session, &mut sasl, request).await;
                     if let Some(tenant) = &session.tenant {
@@ -203,6 +236,8 @@ async fn read_requests(
                                 version,
                                 correlation_id,
                                 reply,
+                                throttle: Duration::ZERO,
+                                egress: None,
                             })
                             .await;
                         return Err(reason);
@@ -213,7 +248,12 @@ async fn read_requests(
                 } else if !key_still_valid(broker, session) {
                     return Err("its API key was revoked or its cluster deleted".to_string());
                 } else {
-                    handler::dispatch(broker, session, request).await
+                    admission = throttle::admit(broker, session, &request, len);
+                    mute.extend(admission.throttle);
+                    match admission.reply.take() {
+                        Some(reply) => reply,
+                        None => handler::dispatch(broker, session, request).await,
+                    }
                 };
                 if let Reply::Close(reason) = reply {
                     return Err(reason);
@@ -227,6 +267,8 @@ async fn read_requests(
                     version,
                     correlation_id,
                     reply,
+                    throttle: admission.throttle,
+                    egress: admission.egress,
                 }
             }
             Err(DecodeError::UnsupportedVersion {
@@ -245,6 +287,8 @@ async fn read_requests(
                     version: 0,
                     correlation_id,
                     reply: Reply::ready(unsupported_api_versions()),
+                    throttle: Duration::ZERO,
+                    egress: None,
                 }
             }
             Err(e) => {
@@ -306,8 +350,21 @@ async fn sasl_step(
             };
             match outcome {
                 PlainOutcome::Authenticated(tenant, principal) => {
+                    let quota = broker.quotas.tenant(&tenant);
+                    let slot = match quota.open_connection() {
+                        Ok(slot) => slot,
+                        Err(msg) => {
+                            info!(%tenant, reason = %msg, "connection refused by the tenant's limits");
+                            return (
+                                Reply::ready(fail(E::SaslAuthenticationFailed, &msg)),
+                                Err(msg),
+                            );
+                        }
+                    };
                     info!(%tenant, principal = %principal.name, api_key = %principal.api_key, "authenticated");
                     crate::metrics::connection_opened(&tenant);
+                    session.connection_slot = Some(Arc::new(slot));
+                    session.quota = Some(quota);
                     session.tenant = Some(tenant);
                     session.principal = Some(Arc::new(principal));
                     *state = SaslState::Done;
@@ -380,10 +437,10 @@ fn unsupported_api_versions() -> ApiVersionsResponse {
     resp
 }
 
-async fn write_replies(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
+async fn write_replies(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, mute: Arc<Mute>) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     while let Some(out) = rx.recv().await {
-        let body = match out.reply {
+        let mut body = match out.reply {
             Reply::Ready(body) => *body,
             Reply::Later(handle) => match handle.await {
                 Ok(body) => body,
@@ -395,6 +452,11 @@ async fn write_replies(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>)
             Reply::None | Reply::Close(_) => continue,
         };
         crate::metrics::latency(out.api_key, out.arrived.elapsed().as_secs_f64());
+        mute.extend(throttle::finish(
+            &mut body,
+            out.throttle,
+            out.egress.as_deref(),
+        ));
         let frame: Bytes = match encode_response(
             out.api_key,
             out.version,

@@ -31,6 +31,8 @@ pub mod namespace;
 pub mod partition;
 pub mod producer_ids;
 pub mod producer_state;
+pub mod quota;
 pub mod replica_set;
 pub mod server;
+pub mod throttle;
 pub mod topic_config;

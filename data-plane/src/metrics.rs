@@ -9,6 +9,7 @@ use kafka_protocol::messages::ApiKey;
 
 use crate::broker::Broker;
 use crate::namespace::TenantId;
+use crate::quota::QuotaKind;
 
 /// A request handled for `tenant`.
 pub fn request(tenant: &TenantId, api: ApiKey) {
@@ -43,6 +44,18 @@ pub fn connection_opened(tenant: &TenantId) {
 pub fn connection_closed(tenant: &TenantId) {
     metrics::gauge!("tributary_broker_active_connections", "tenant" => tenant.clone())
         .decrement(1.0);
+}
+
+/// Throttle time handed to a client of `tenant` by its `kind` quota.
+pub fn throttled(tenant: &TenantId, kind: QuotaKind, throttle: std::time::Duration) {
+    metrics::counter!("tributary_broker_throttle_time_ms_total", "tenant" => tenant.clone(), "quota" => kind.name())
+        .increment(throttle.as_millis() as u64);
+}
+
+/// The rate this broker currently enforces for `tenant`'s `kind` quota (units per second).
+pub fn quota_rate(tenant: &TenantId, kind: QuotaKind, rate: f64) {
+    metrics::gauge!("tributary_broker_quota_rate", "tenant" => tenant.clone(), "quota" => kind.name())
+        .set(rate);
 }
 
 /// Recount the replicas hosted here per tenant, and the partitions led here whose ISR

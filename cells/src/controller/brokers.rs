@@ -135,7 +135,14 @@ impl Controller {
             .map(|b| b.state)
             .unwrap_or(BrokerState::Fenced as i32);
         let shutdown_ok = req.want_shutdown && elect::leads(&image, req.broker_id) == 0;
-        Ok(BrokerHeartbeatResponse { state, shutdown_ok })
+        let now = Instant::now();
+        guard.quota.record(req.broker_id, req.usage, now);
+        let shares = guard.quota.shares_for(req.broker_id, &image, now);
+        Ok(BrokerHeartbeatResponse {
+            state,
+            shutdown_ok,
+            shares,
+        })
     }
 
     /// A broker opened its session stream: returns the stream's generation and the

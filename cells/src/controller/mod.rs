@@ -49,6 +49,10 @@ pub(crate) struct LeaderState {
     session_streams: HashMap<i32, u64>,
     next_stream: u64,
     last_preferred: Option<Instant>,
+    /// Tenants' usage per broker and the quota shares computed from it.
+    quota: crate::quota::QuotaCoordinator,
+    /// Tenants' KIP-599 partition mutation buckets.
+    mutations: crate::quota::MutationQuotas,
 }
 
 #[derive(Clone, Copy)]

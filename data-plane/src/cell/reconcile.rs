@@ -1,7 +1,8 @@
 //! Bring the broker in line with a new metadata image: open the replicas assigned to it,
 //! switch each to leader or follower by epoch, drop replicas the image no longer gives
 //! it, rebuild every tenant's topic view, point the replica fetchers at the leaders, and
-//! load or drop the group coordinators of the offsets partitions it leads.
+//! load or drop the group coordinators of the offsets partitions it leads, and hand every
+//! tenant's plan limits to the quotas.
 //!
 //! Images arrive as committed prefixes of one log, so a replica this process opened and
 //! the image no longer names has really been removed (topic deleted or reassigned).
@@ -11,6 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use cells::image::CellImage;
+use proto::cell::v1::BrokerState;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -18,6 +20,7 @@ use super::{fetcher, Cell};
 use crate::broker::{Broker, PartitionSlot, Topic};
 use crate::namespace::{Namespaces, TenantId};
 use crate::partition::Partition;
+use crate::quota::TenantLimits;
 use crate::replica_set::Transition;
 use crate::topic_config;
 
@@ -35,7 +38,17 @@ pub fn apply(
         for (topic, rec) in image.partitions_of(me) {
             let key = (topic.id, rec.partition);
             seen.insert(key);
-            let log_config = topic_config::log_config(&broker.config.log_defaults, &topic.configs);
+            let mut log_config =
+                topic_config::log_config(&broker.config.log_defaults, &topic.configs);
+            // The plan's largest message caps the topic's max.message.bytes.
+            let plan_max = image
+                .clusters
+                .get(&topic.cluster_id)
+                .and_then(|c| c.limits.as_ref())
+                .map_or(0, |l| l.max_message_bytes);
+            if plan_max > 0 {
+                log_config.max_message_bytes = log_config.max_message_bytes.min(plan_max.into());
+            }
             let p = match replicas.get(&key) {
                 Some(p) => {
                     p.update_config(log_config);
@@ -106,9 +119,38 @@ pub fn apply(
     crate::metrics::refresh_partitions(broker);
     fetcher::update(broker, cell, image, shutdown);
     cell.groups.reconcile(broker, cell, image);
+    apply_quota_limits(broker, image);
     if cell.caught_up.load(Ordering::Acquire) && !cell.swept.swap(true, Ordering::AcqRel) {
         sweep_leftovers(broker, image);
     }
+}
+
+/// Every tenant's plan limits, and the active broker count they are split over by default.
+fn apply_quota_limits(broker: &Broker, image: &CellImage) {
+    let limits: HashMap<TenantId, TenantLimits> = image
+        .clusters
+        .iter()
+        .map(|(id, c)| {
+            let l = c.limits.unwrap_or_default();
+            let per_sec = [
+                l.ingress_bytes_per_sec as f64,
+                l.egress_bytes_per_sec as f64,
+                l.requests_per_sec as f64,
+            ];
+            let limits = TenantLimits {
+                per_sec,
+                max_connections: l.max_connections,
+                connection_attempts_per_sec: l.connection_attempts_per_sec,
+            };
+            (TenantId::from(id.as_str()), limits)
+        })
+        .collect();
+    let active = image
+        .brokers
+        .values()
+        .filter(|b| b.state == BrokerState::Active as i32)
+        .count();
+    broker.quotas.set_limits(&limits, active);
 }
 
 /// Delete replica directories from before a restart that the (caught-up) image no longer

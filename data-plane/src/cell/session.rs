@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use proto::cell::v1::{
     BrokerHeartbeatRequest, BrokerSessionRequest, BrokerState, Endpoint, RegisterBrokerRequest,
+    TenantUsage,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -15,6 +16,8 @@ use cells::error::CellError;
 
 use super::Cell;
 use crate::broker::Broker;
+use crate::namespace::TenantId;
+use crate::quota::Share;
 
 fn kafka_endpoint(broker: &Broker) -> Endpoint {
     Endpoint {
@@ -148,8 +151,35 @@ async fn heartbeat(
         broker_epoch: epoch,
         applied_offset: cell.image().offset,
         want_shutdown,
+        usage: broker
+            .quotas
+            .latest_reports()
+            .into_iter()
+            .map(|r| TenantUsage {
+                cluster_id: r.tenant.to_string(),
+                ingress_bytes_per_sec: r.rates[0],
+                egress_bytes_per_sec: r.rates[1],
+                requests_per_sec: r.rates[2],
+                ingress_throttled: r.throttled[0],
+                egress_throttled: r.throttled[1],
+                requests_throttled: r.throttled[2],
+            })
+            .collect(),
     };
     let resp = cell.controller.broker_heartbeat(req).await?;
+    let shares: Vec<Share> = resp
+        .shares
+        .iter()
+        .map(|s| Share {
+            tenant: TenantId::from(s.cluster_id.as_str()),
+            rates: [
+                s.ingress_bytes_per_sec,
+                s.egress_bytes_per_sec,
+                s.requests_per_sec,
+            ],
+        })
+        .collect();
+    broker.quotas.set_shares(&shares);
     let state = BrokerState::try_from(resp.state).unwrap_or(BrokerState::Unspecified);
     Ok((state, resp.shutdown_ok))
 }
