@@ -22,6 +22,7 @@ pub mod codes {
     pub const POLICY_VIOLATION: i32 = 44;
     pub const FENCED_LEADER_EPOCH: i32 = 74;
     pub const STALE_BROKER_EPOCH: i32 = 77;
+    pub const THROTTLING_QUOTA_EXCEEDED: i32 = 89;
     pub const INVALID_UPDATE_VERSION: i32 = 95;
     pub const UNKNOWN_TOPIC_ID: i32 = 100;
     pub const INELIGIBLE_REPLICA: i32 = 107;

@@ -69,6 +69,9 @@ pub enum Error {
     /// An error the cell controller answered with, as a Kafka error code and message.
     #[error("{message}")]
     Controller { code: i16, message: String },
+    /// A KIP-599 partition mutation quota is used up: retry after `throttle_ms`.
+    #[error("{message}")]
+    Throttled { message: String, throttle_ms: i32 },
 }
 
 impl Error {
@@ -109,6 +112,15 @@ impl Error {
             Error::Controller { code, .. } => {
                 ResponseError::try_from_code(*code).unwrap_or(K::UnknownServerError)
             }
+            Error::Throttled { .. } => K::ThrottlingQuotaExceeded,
+        }
+    }
+
+    /// The throttle time a client should honour for this error (0 for most).
+    pub fn throttle_ms(&self) -> i32 {
+        match self {
+            Error::Throttled { throttle_ms, .. } => *throttle_ms,
+            _ => 0,
         }
     }
 

@@ -7,6 +7,8 @@ use proto::cell::v1::{
     CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, PartitionRecord,
     RemoveTopicRecord, TopicConfigRecord, TopicRecord, TopicResult,
 };
+use std::time::Instant;
+
 use uuid::Uuid;
 
 use super::{placement, wrap, Controller};
@@ -27,7 +29,31 @@ fn change(code: i32, message: impl Into<String>, offset: u64) -> ChangeResult {
         error_code: code,
         error_message: message.into(),
         offset,
+        throttle_time_ms: 0,
     }
+}
+
+/// The tenant's KIP-599 limit on partition creations and deletions per five minutes.
+fn mutation_limit(image: &CellImage, cluster_id: &str) -> u32 {
+    image
+        .clusters
+        .get(cluster_id)
+        .and_then(|c| c.limits.as_ref())
+        .map_or(0, |l| l.partition_mutations_per_5min)
+}
+
+/// THROTTLING_QUOTA_EXCEEDED with the time to wait.
+fn throttled(limit: u32, wait: std::time::Duration) -> (i32, String, i32) {
+    let ms = wait.as_millis().min(i32::MAX as u128) as i32;
+    (
+        codes::THROTTLING_QUOTA_EXCEEDED,
+        format!(
+            "the cluster's limit of {limit} partition creations and deletions per 5 minutes is \
+             used up; retry in {} s",
+            wait.as_secs().max(1)
+        ),
+        ms,
+    )
 }
 
 fn active_brokers(image: &CellImage) -> usize {
@@ -96,16 +122,30 @@ impl Controller {
         &self,
         req: CreateTopicsRequest,
     ) -> Result<Vec<TopicResult>, CellError> {
-        let _guard = self.lead().await?;
+        let mut guard = self.lead().await?;
+        let limit = mutation_limit(&self.hub.image(), &req.cluster_id);
         let mut out = Vec::with_capacity(req.topics.len());
         for topic in &req.topics {
             let result = match self.plan_topic(&req.cluster_id, topic) {
                 Err((code, msg)) => failed(&topic.name, code, msg),
+                Ok((result, _)) if req.validate_only => result,
                 Ok((mut result, records)) => {
-                    if !req.validate_only {
-                        result.offset = self.commit(records).await?;
+                    let n = result.num_partitions.max(0) as usize;
+                    match guard
+                        .mutations
+                        .admit(&req.cluster_id, limit, n, Instant::now())
+                    {
+                        Ok(()) => {
+                            result.offset = self.commit(records).await?;
+                            result
+                        }
+                        Err(wait) => {
+                            let (code, msg, ms) = throttled(limit, wait);
+                            let mut r = failed(&topic.name, code, msg);
+                            r.throttle_time_ms = ms;
+                            r
+                        }
                     }
-                    result
                 }
             };
             out.push(result);
@@ -194,7 +234,8 @@ impl Controller {
         &self,
         req: DeleteTopicsRequest,
     ) -> Result<Vec<TopicResult>, CellError> {
-        let _guard = self.lead().await?;
+        let mut guard = self.lead().await?;
+        let limit = mutation_limit(&self.hub.image(), &req.cluster_id);
         let mut out = Vec::new();
         let by_name = req.names.iter().map(|n| (Some(n.as_str()), None));
         let by_id = req.topic_ids.iter().map(|i| (None, Some(i.as_slice())));
@@ -204,15 +245,15 @@ impl Controller {
                 match (name, id) {
                     (Some(n), _) => image
                         .topic(&req.cluster_id, n)
-                        .map(|t| (t.id, t.name.clone())),
+                        .map(|t| (t.id, t.name.clone(), t.partitions.len())),
                     (None, Some(i)) => topic_uuid(i)
                         .and_then(|u| image.topics.get(&u))
                         .filter(|t| t.cluster_id == req.cluster_id)
-                        .map(|t| (t.id, t.name.clone())),
+                        .map(|t| (t.id, t.name.clone(), t.partitions.len())),
                     _ => None,
                 }
             };
-            let Some((tid, tname)) = found else {
+            let Some((tid, tname, partitions)) = found else {
                 let mut r = match name {
                     Some(n) => failed(
                         n,
@@ -225,6 +266,18 @@ impl Controller {
                 out.push(r);
                 continue;
             };
+            let admitted =
+                guard
+                    .mutations
+                    .admit(&req.cluster_id, limit, partitions, Instant::now());
+            if let Err(wait) = admitted {
+                let (code, msg, ms) = throttled(limit, wait);
+                let mut r = failed(&tname, code, msg);
+                r.topic_id = tid.as_bytes().to_vec();
+                r.throttle_time_ms = ms;
+                out.push(r);
+                continue;
+            }
             let offset = self
                 .commit(vec![wrap(Record::RemoveTopic(RemoveTopicRecord {
                     topic_id: tid.as_bytes().to_vec(),
@@ -245,7 +298,7 @@ impl Controller {
         &self,
         req: CreatePartitionsRequest,
     ) -> Result<ChangeResult, CellError> {
-        let _guard = self.lead().await?;
+        let mut guard = self.lead().await?;
         let records = {
             let image = self.hub.image();
             let Some(t) = image.topic(&req.cluster_id, &req.topic) else {
@@ -290,6 +343,16 @@ impl Controller {
         };
         if req.validate_only {
             return Ok(change(codes::NONE, "", self.hub.offset()));
+        }
+        let limit = mutation_limit(&self.hub.image(), &req.cluster_id);
+        let admitted = guard
+            .mutations
+            .admit(&req.cluster_id, limit, records.len(), Instant::now());
+        if let Err(wait) = admitted {
+            let (code, msg, ms) = throttled(limit, wait);
+            let mut r = change(code, msg, 0);
+            r.throttle_time_ms = ms;
+            return Ok(r);
         }
         let offset = self
             .commit(

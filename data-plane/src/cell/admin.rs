@@ -24,8 +24,21 @@ fn check(code: i32, message: &str) -> Result<()> {
     }
 }
 
+/// THROTTLING_QUOTA_EXCEEDED carries the controller's throttle time.
+const THROTTLING_QUOTA_EXCEEDED: i32 = 89;
+
+fn check_throttled(code: i32, message: &str, throttle_ms: i32) -> Result<()> {
+    if code == THROTTLING_QUOTA_EXCEEDED {
+        return Err(Error::Throttled {
+            message: message.to_string(),
+            throttle_ms,
+        });
+    }
+    check(code, message)
+}
+
 fn change_result(r: ChangeResult) -> Result<u64> {
-    check(r.error_code, &r.error_message)?;
+    check_throttled(r.error_code, &r.error_message, r.throttle_time_ms)?;
     Ok(r.offset)
 }
 
@@ -34,7 +47,7 @@ async fn one_topic(cell: &Cell, results: Vec<TopicResult>) -> Result<TopicResult
         .into_iter()
         .next()
         .ok_or_else(|| Error::ControllerUnavailable("empty answer".into()))?;
-    check(r.error_code, &r.error_message)?;
+    check_throttled(r.error_code, &r.error_message, r.throttle_time_ms)?;
     if r.offset > 0 {
         cell.wait_applied(r.offset).await?;
     }

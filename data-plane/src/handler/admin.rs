@@ -38,6 +38,7 @@ pub async fn create_topics(
 ) -> CreateTopicsResponse {
     let tenant = &caller.tenant;
     let mut results = Vec::with_capacity(req.topics.len());
+    let mut throttle = 0;
     for t in req.topics {
         let name = t.name.0.as_str().to_string();
         let mut r = CreatableTopicResult::default()
@@ -132,11 +133,14 @@ pub async fn create_topics(
             }
             Err(e) => {
                 (r.error_code, r.error_message) = error_fields(&e);
+                throttle = throttle.max(e.throttle_ms());
             }
         }
         results.push(r);
     }
-    CreateTopicsResponse::default().with_topics(results)
+    CreateTopicsResponse::default()
+        .with_topics(results)
+        .with_throttle_time_ms(throttle)
 }
 
 pub async fn delete_topics(
@@ -159,6 +163,7 @@ pub async fn delete_topics(
             .collect()
     };
     let mut responses = Vec::with_capacity(targets.len());
+    let mut throttle = 0;
     for (name, id) in targets {
         let name = match name {
             Some(n) => Some(n),
@@ -185,11 +190,14 @@ pub async fn delete_topics(
                     e.kafka_code()
                 };
                 r.error_message = Some(s(&e.to_string()));
+                throttle = throttle.max(e.throttle_ms());
             }
         }
         responses.push(r);
     }
-    DeleteTopicsResponse::default().with_responses(responses)
+    DeleteTopicsResponse::default()
+        .with_responses(responses)
+        .with_throttle_time_ms(throttle)
 }
 
 pub async fn create_partitions(
@@ -199,6 +207,7 @@ pub async fn create_partitions(
 ) -> CreatePartitionsResponse {
     let tenant = &caller.tenant;
     let mut results = Vec::with_capacity(req.topics.len());
+    let mut throttle = 0;
     for t in req.topics {
         let name = t.name.0.as_str().to_string();
         let mut r = CreatePartitionsTopicResult::default().with_name(t.name);
@@ -221,10 +230,13 @@ pub async fn create_partitions(
         };
         if let Err(e) = result {
             (r.error_code, r.error_message) = error_fields(&e);
+            throttle = throttle.max(e.throttle_ms());
         }
         results.push(r);
     }
-    CreatePartitionsResponse::default().with_results(results)
+    CreatePartitionsResponse::default()
+        .with_results(results)
+        .with_throttle_time_ms(throttle)
 }
 
 pub fn describe_cluster(
