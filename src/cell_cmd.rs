@@ -6,7 +6,8 @@ use anyhow::{bail, Context};
 use cells::client::{ClientOptions, ControllerClient};
 use clap::{Args, Subcommand};
 use proto::cell::v1::{
-    BrokerState, CreateLogicalClusterRequest, DrainBrokerRequest, GetCellLoadRequest,
+    BrokerState, ClusterLimits, CreateLogicalClusterRequest, CredentialRecord, DrainBrokerRequest,
+    GetCellLoadRequest, PutCredentialRequest,
 };
 
 #[derive(Args)]
@@ -22,15 +23,68 @@ pub struct CellArgs {
 enum CellCommand {
     /// The quorum's leader and term, and every broker with its state and load.
     Status,
-    /// Create (or update) a logical cluster in the cell, with no limits.
+    /// Create (or update) a logical cluster in the cell, with the given limits (0 or
+    /// absent: unlimited).
     CreateCluster {
         /// Its id, e.g. `lkc-local`.
         id: String,
         #[arg(long, default_value = "org-operator")]
         organization: String,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Give a logical cluster an API key (SASL/PLAIN username `key`, password `secret`;
+    /// only the secret's SHA-256 is sent), as the control plane does for its users.
+    PutKey {
+        /// The logical cluster, e.g. `lkc-local`.
+        cluster: String,
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        secret: String,
+        /// Who owns it: `User:u-...` has full access, `User:sa-...` only its ACLs'.
+        #[arg(long, default_value = "User:u-operator")]
+        principal: String,
     },
     /// Move leadership off a broker and give it no new replicas.
     Drain { broker_id: i32 },
+}
+
+/// A logical cluster's limits, cell-wide (what a plan gives it; 0: unlimited).
+#[derive(Args)]
+struct LimitArgs {
+    #[arg(long, default_value_t = 0)]
+    ingress_bytes_per_sec: u64,
+    #[arg(long, default_value_t = 0)]
+    egress_bytes_per_sec: u64,
+    #[arg(long, default_value_t = 0)]
+    requests_per_sec: u32,
+    #[arg(long, default_value_t = 0)]
+    max_partitions: u32,
+    #[arg(long, default_value_t = 0)]
+    max_connections: u32,
+    #[arg(long, default_value_t = 0)]
+    connection_attempts_per_sec: u32,
+    #[arg(long, default_value_t = 0)]
+    max_message_bytes: u32,
+    #[arg(long, default_value_t = 0)]
+    partition_mutations_per_5min: u32,
+}
+
+impl LimitArgs {
+    fn to_proto(&self) -> Option<ClusterLimits> {
+        let l = ClusterLimits {
+            ingress_bytes_per_sec: self.ingress_bytes_per_sec,
+            egress_bytes_per_sec: self.egress_bytes_per_sec,
+            max_partitions: self.max_partitions,
+            max_connections: self.max_connections,
+            connection_attempts_per_sec: self.connection_attempts_per_sec,
+            requests_per_sec: self.requests_per_sec,
+            max_message_bytes: self.max_message_bytes,
+            partition_mutations_per_5min: self.partition_mutations_per_5min,
+        };
+        (l != ClusterLimits::default()).then_some(l)
+    }
 }
 
 pub async fn run(args: CellArgs) -> anyhow::Result<()> {
@@ -72,12 +126,48 @@ pub async fn run(args: CellArgs) -> anyhow::Result<()> {
                 );
             }
         }
-        CellCommand::CreateCluster { id, organization } => {
+        CellCommand::PutKey {
+            cluster,
+            key,
+            secret,
+            principal,
+        } => {
+            use sha2::{Digest, Sha256};
+            let hash: String = Sha256::digest(secret.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let r = client
+                .put_credential(PutCredentialRequest {
+                    credential: Some(CredentialRecord {
+                        api_key: key.clone(),
+                        cluster_id: cluster.clone(),
+                        owner_is_user: principal.starts_with("User:u-"),
+                        principal,
+                        secret_sha256: hash,
+                    }),
+                })
+                .await
+                .context("PutCredential")?;
+            if r.error_code != 0 {
+                bail!(
+                    "the controller refused: {} (Kafka error {})",
+                    r.error_message,
+                    r.error_code
+                );
+            }
+            println!("key {key} for {cluster}");
+        }
+        CellCommand::CreateCluster {
+            id,
+            organization,
+            limits,
+        } => {
             let r = client
                 .create_logical_cluster(CreateLogicalClusterRequest {
                     cluster_id: id.clone(),
                     organization_id: organization,
-                    limits: None,
+                    limits: limits.to_proto(),
                 })
                 .await
                 .context("CreateLogicalCluster")?;

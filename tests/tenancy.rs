@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::cell::Cell;
 use common::clients::sasl_config;
-use common::wire::WireClient;
+use common::wire::{record_batch, WireClient};
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
@@ -47,9 +47,6 @@ use kafka_protocol::messages::{
     ResponseKind, SyncGroupRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -110,39 +107,6 @@ async fn coordinator(cell: &Cell, key: &str, secret: &str, group: &str) -> WireC
         assert!(Instant::now() < deadline, "no coordinator for {group}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-fn batch(values: &[String]) -> bytes::Bytes {
-    let records: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: 0,
-            delete_horizon: false,
-            key: None,
-            value: Some(bytes::Bytes::from(v.clone())),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode batch");
-    buf.freeze()
 }
 
 /// Tenant A's world: a replicated topic with records and a group with offsets.
@@ -245,7 +209,7 @@ impl Attempts {
 
 fn topic_requests(name: &str, id: uuid::Uuid) -> Vec<(&'static str, ApiKey, i16, RequestKind)> {
     let t = || TopicName(sv(name));
-    let records = batch(&["b-writes-into-a".to_string()]);
+    let records = record_batch(&["b-writes-into-a".to_string()]);
     vec![
         (
             "Metadata by name",
@@ -906,7 +870,7 @@ async fn a_service_account_with_read_on_one_topic_can_consume_it_and_nothing_els
             .with_name(TopicName(sv("orders")))
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
-                .with_records(Some(batch(&["not allowed".to_string()])))])]);
+                .with_records(Some(record_batch(&["not allowed".to_string()])))])]);
     let refused: Vec<(&str, ApiKey, i16, RequestKind, i16)> = vec![
         (
             "Produce to the readable topic",

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use cells::client::{ClientOptions, ControllerClient};
 use proto::cell::v1::{
-    BrokerState, CreateLogicalClusterRequest, CredentialRecord, DeleteCredentialRequest,
-    PutCredentialRequest,
+    BrokerState, ClusterLimits, CreateLogicalClusterRequest, CredentialRecord,
+    DeleteCredentialRequest, PutCredentialRequest,
 };
 use sha2::{Digest, Sha256};
 
@@ -251,12 +251,17 @@ impl Cell {
 
     /// Create logical cluster `id` (as the control plane would).
     pub async fn create_tenant(&self, id: &str) {
+        self.create_tenant_with_limits(id, None).await
+    }
+
+    /// Create (or update) tenant `id` with its plan's `limits` (`None`: unlimited).
+    pub async fn create_tenant_with_limits(&self, id: &str, limits: Option<ClusterLimits>) {
         let r = self
             .client()
             .create_logical_cluster(CreateLogicalClusterRequest {
                 cluster_id: id.into(),
                 organization_id: format!("org-{id}"),
-                limits: None,
+                limits,
             })
             .await
             .expect("create the tenant");
