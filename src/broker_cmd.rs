@@ -58,6 +58,13 @@ pub struct BrokerArgs {
     /// file metadata (0 turns it off); small partitions zero ahead only as much as they hold.
     #[arg(long, default_value_t = data_plane::config::DEFAULT_PREALLOCATE_BYTES)]
     preallocate_bytes: u64,
+    /// This broker's safe total ingress in bytes/s (0: none): past 90% of it, every active
+    /// tenant's quota here is scaled back by the same factor.
+    #[arg(long, default_value_t = 0)]
+    broker_ingress_bytes_per_sec: u64,
+    /// This broker's safe total egress in bytes/s (0: none), as for ingress.
+    #[arg(long, default_value_t = 0)]
+    broker_egress_bytes_per_sec: u64,
     /// Default partition count for auto-created topics.
     #[arg(long, default_value_t = 1)]
     default_partitions: i32,
@@ -121,6 +128,8 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     config.max_request_bytes = args.max_request_bytes;
     config.default_partitions = args.default_partitions;
     config.log_defaults.preallocate_bytes = args.preallocate_bytes;
+    config.quota.broker_ingress_bytes_per_sec = args.broker_ingress_bytes_per_sec;
+    config.quota.broker_egress_bytes_per_sec = args.broker_egress_bytes_per_sec;
     config.retention_check_interval = std::time::Duration::from_millis(args.retention_check_ms);
     config.fsync = match args.fsync {
         Fsync::Always => FsyncPolicy::Always,
