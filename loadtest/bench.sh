@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command for the benchmark table: the machine's limits, then Tributary, on this machine.
-#   bash loadtest/bench.sh [--secs N] [--record]
+#   bash loadtest/bench.sh [--secs N] [--record] [--no-build]
 # Prints a markdown section (date, commit, machine, commands, figures, ratios to the limits);
 # --record also inserts it at the top of BENCHMARKS.md's results.
 # Runs today: limits (loopback TCP, disk write/fsync, fsync rounds), a standalone broker
@@ -8,16 +8,17 @@
 # replication factor 3, acks=-1, max rate). The peer broker (Tansu) is still to come.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECS=60 RECORD=0
+SECS=60 RECORD=0 BUILD=1
 while [ $# -gt 0 ]; do
   case $1 in
     --secs) SECS=$2; shift 2 ;;
     --record) RECORD=1; shift ;;
-    *) echo "usage: $0 [--secs N] [--record]" >&2; exit 2 ;;
+    --no-build) BUILD=0; shift ;; # measure the release binaries already built
+    *) echo "usage: $0 [--secs N] [--record] [--no-build]" >&2; exit 2 ;;
   esac
 done
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tributary/target}
-cargo build --release --quiet -p loadtest -p tributary
+[ "$BUILD" = 1 ] && cargo build --release --quiet -p loadtest -p tributary
 BIN=$CARGO_TARGET_DIR/release
 OUT=$CARGO_TARGET_DIR/bench/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
@@ -54,28 +55,11 @@ kill $BROKER_PID; wait $BROKER_PID 2>/dev/null || true
 BROKER_PID=
 "$BIN/loadtest" plot "$OUT"/fixed-acksall.json --out-dir "$OUT/plots" >/dev/null
 
-# A cell: one controller voter and three brokers (zones a, b, c) on ports PORT+1.. PORT+4.
-CTRL=127.0.0.1:$((PORT + 1))
-"$BIN/tributary" controller --node-id 1 --listen "$CTRL" --data-dir "$OUT/cell/controller" \
-  --voters "1=$CTRL" --cell-id bench > "$OUT/controller.log" 2>&1 &
-CELL_PIDS+=($!)
-CELL_BOOT=
-for i in 1 2 3; do
-  addr=127.0.0.1:$((PORT + 1 + i))
-  zone=zone-$(echo a b c | cut -d' ' -f$i)
-  "$BIN/tributary" broker --node-id $i --listen "$addr" --data-dir "$OUT/cell/broker-$i" \
-    --controllers "$CTRL" --zone "$zone" > "$OUT/cell-broker-$i.log" 2>&1 &
-  CELL_PIDS+=($!)
-  CELL_BOOT=${CELL_BOOT:+$CELL_BOOT,}$addr
-done
-for _ in $(seq 1 60); do
-  "$BIN/tributary" cell --controllers "$CTRL" create-cluster lkc-local >/dev/null 2>&1 && break
-  sleep 0.5
-done
-for _ in $(seq 1 60); do
-  [ "$("$BIN/tributary" cell --controllers "$CTRL" status 2>/dev/null | grep -c Active)" -ge 3 ] && break
-  sleep 0.5
-done
+# A cell: one controller voter and three brokers (loadtest/cell.sh), clients on PLAINTEXT as
+# the local development tenant.
+. loadtest/cell.sh
+start_cell "$OUT" "$PORT" --tenant lkc-local
+cell_cluster lkc-local
 echo "== cell-acksall (3 brokers, RF 3)" >&2
 "$BIN/loadtest" run -w loadtest/scenarios/cell-acksall.yaml --bootstrap-servers "$CELL_BOOT" \
   --duration "$SECS" --warmup $((SECS / 6)) --quiet --out "$OUT/cell-acksall.json" >&2
