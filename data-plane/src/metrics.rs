@@ -58,12 +58,25 @@ pub fn quota_rate(tenant: &TenantId, kind: QuotaKind, rate: f64) {
         .set(rate);
 }
 
-/// Recount the replicas hosted here per tenant, and the partitions led here whose ISR
-/// is smaller than their replica set.
+/// An ISR change this broker proposed as leader was committed.
+pub fn isr_changed() {
+    metrics::counter!("tributary_broker_isr_changes_total").increment(1);
+}
+
+/// Recount the replicas hosted here per tenant, their bytes on disk per topic, and the
+/// partitions led here whose ISR is smaller than their replica set.
 pub fn refresh_partitions(broker: &Broker) {
     let mut per_tenant: HashMap<TenantId, usize> = HashMap::new();
     let mut under_replicated = 0usize;
     for (tenant, topic) in broker.all_topics_by_tenant() {
+        let retained: u64 = topic
+            .partitions
+            .iter()
+            .filter_map(|slot| slot.local.as_ref())
+            .map(|p| p.size_bytes())
+            .sum();
+        metrics::gauge!("tributary_broker_retained_bytes", "tenant" => tenant.clone(), "topic" => topic.name.clone())
+            .set(retained as f64);
         for slot in &topic.partitions {
             if slot.local.is_some() {
                 *per_tenant.entry(tenant.clone()).or_default() += 1;

@@ -68,6 +68,7 @@ async fn propose(
             }
             if r.error_code == 0 {
                 info!(topic = %p.topic, partition = p.index, isr = ?isr, "ISR changed");
+                crate::metrics::isr_changed();
                 broker.data_changed.notify_waiters();
             } else {
                 info!(topic = %p.topic, partition = p.index, code = r.error_code, "ISR change refused");
