@@ -3,9 +3,9 @@
 #   bash loadtest/bench.sh [--secs N] [--record] [--no-build]
 # Prints a markdown section (date, commit, machine, commands, figures, ratios to the limits);
 # --record also inserts it at the top of BENCHMARKS.md's results.
-# Runs today: limits (loopback TCP, disk write/fsync, fsync rounds), a standalone broker
-# (max throughput acks=1; 50 MB/s acks=-1 with fsync) and a 3-broker cell (one controller,
-# replication factor 3, acks=-1, max rate). The peer broker (Tansu) is still to come.
+# Runs today: a standalone broker (50 MB/s acks=-1 with fsync; max throughput acks=1), a
+# 3-broker cell (one controller, replication factor 3, acks=-1, max rate), then the machine's
+# limits (loopback TCP, disk write/fsync, fsync rounds). The peer broker (Tansu) is still to come.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=60 RECORD=0 BUILD=1
@@ -32,8 +32,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== limits ($((SECS / 6 + 1)) s per probe)" >&2
-"$BIN/loadtest" limits --dir "$OUT" --secs $((SECS / 6 + 1)) --out "$OUT/limits.json" >&2
 
 broker() { # fsync policy
   rm -rf "$OUT/data"; sleep 2
@@ -46,11 +44,14 @@ scenario() { # name scenario-file
   "$BIN/loadtest" run -w "loadtest/scenarios/$2" --bootstrap-servers 127.0.0.1:$PORT \
     --duration "$SECS" --warmup $((SECS / 6)) --quiet --out "$OUT/$1.json" >&2
 }
-broker always
-scenario max-acks1 max-throughput.yaml
-kill $BROKER_PID; wait $BROKER_PID 2>/dev/null || true
+# The latency scenario runs first, on a quiet disk: on this VM, writing and deleting tens of GB
+# (the max-rate run, the disk probes) leaves fsync stalls of hundreds of ms for minutes after
+# (BENCHMARKS.md, 2026-11-22).
 broker always
 scenario fixed-acksall fixed-rate-latency.yaml
+kill $BROKER_PID; wait $BROKER_PID 2>/dev/null || true
+broker always
+scenario max-acks1 max-throughput.yaml
 kill $BROKER_PID; wait $BROKER_PID 2>/dev/null || true
 BROKER_PID=
 "$BIN/loadtest" plot "$OUT"/fixed-acksall.json --out-dir "$OUT/plots" >/dev/null
@@ -66,6 +67,10 @@ echo "== cell-acksall (3 brokers, RF 3)" >&2
 for p in "${CELL_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 wait "${CELL_PIDS[@]}" 2>/dev/null || true
 CELL_PIDS=()
+rm -rf "$OUT/cell"
+
+echo "== limits ($((SECS / 6 + 1)) s per probe)" >&2
+"$BIN/loadtest" limits --dir "$OUT" --secs $((SECS / 6 + 1)) --out "$OUT/limits.json" >&2
 
 python3 - "$OUT" "$SECS" > "$OUT/report.md" <<'PY'
 import json, subprocess, sys, platform, os
