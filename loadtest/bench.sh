@@ -54,6 +54,7 @@ broker always
 scenario max-acks1 max-throughput.yaml
 kill $BROKER_PID; wait $BROKER_PID 2>/dev/null || true
 BROKER_PID=
+rm -rf "$OUT/data" # tens of GB: the cell run below needs the room
 "$BIN/loadtest" plot "$OUT"/fixed-acksall.json --out-dir "$OUT/plots" >/dev/null
 
 # A cell: one controller voter and three brokers (loadtest/cell.sh), clients on PLAINTEXT as

@@ -60,6 +60,10 @@ struct Dev {
 
 impl Dev {
     fn start(data_dir: &Path, base: u16) -> Dev {
+        Dev::start_with(data_dir, base, &[])
+    }
+
+    fn start_with(data_dir: &Path, base: u16, extra: &[&str]) -> Dev {
         let out = data_dir.with_extension(format!("out-{}", now_ms()));
         let log = std::fs::File::create(&out).expect("output file");
         let child = Command::new(env!("CARGO_BIN_EXE_tributary"))
@@ -67,6 +71,7 @@ impl Dev {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--port-base", &base.to_string()])
+            .args(extra)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
@@ -736,4 +741,83 @@ fn a_piece_that_cannot_start_is_a_clear_error_naming_its_log() {
         "{out}"
     );
     assert!(!data_dir.join("endpoints.json").exists());
+}
+
+/// Run one printed shell line (bounded) and return its stdout; panics on failure.
+fn run_printed(line: &str) -> String {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(line)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sh");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`{line}` did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("wait for sh");
+    assert!(
+        out.status.success(),
+        "`{line}` failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The banner's kcat lines, as printed.
+fn printed_kcat_lines(output: &str) -> (String, String) {
+    let find = |needle: &str| {
+        output
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` line in:\n{output}"))
+            .trim()
+            .to_string()
+    };
+    (find("| kcat -P "), find("kcat -C "))
+}
+
+#[test]
+fn demo_prints_kcat_commands_that_work_as_printed_and_survives_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let base = free_port_base();
+    let mut dev = Dev::start_with(&data, base, &["--demo"]);
+    dev.wait_endpoints();
+    wait_for("the demo tenant", Duration::from_secs(120), || {
+        dev.endpoints().get("demo").is_some()
+    });
+    let (produce, consume) = printed_kcat_lines(&dev.output());
+    assert!(produce.contains("sasl.username="), "{produce}");
+    run_printed(&produce);
+    let read = run_printed(&consume);
+    assert!(read.contains("hello, tributary"), "consumed: {read:?}");
+    let key = dev.endpoints()["demo"]["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(dev.terminate().success());
+
+    // Restarted with --demo: the same tenant and key (demo.json), and its data is still there.
+    let mut dev = Dev::start_with(&data, base, &["--demo"]);
+    dev.wait_endpoints();
+    wait_for("the demo tenant again", Duration::from_secs(120), || {
+        dev.endpoints().get("demo").is_some()
+    });
+    assert_eq!(
+        dev.endpoints()["demo"]["api_key"].as_str(),
+        Some(key.as_str())
+    );
+    let (_, consume_again) = printed_kcat_lines(&dev.output());
+    assert_eq!(consume_again, consume);
+    let read = run_printed(&consume_again);
+    assert!(read.contains("hello, tributary"), "after restart: {read:?}");
+    assert!(dev.terminate().success());
 }

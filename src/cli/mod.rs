@@ -6,7 +6,7 @@
 //! Tables by default, `-o json` for the API's JSON; a failure prints the error envelope's
 //! detail and exits non-zero.
 
-mod client;
+pub(crate) mod client;
 mod config;
 mod output;
 

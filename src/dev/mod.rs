@@ -10,6 +10,7 @@
 //! that exits (bounded backoff), and on SIGINT/SIGTERM stops the control plane, the brokers
 //! (controlled shutdown) and the controller, in that order, each bounded.
 
+mod demo;
 mod status;
 mod supervisor;
 
@@ -79,6 +80,10 @@ pub struct DevArgs {
     /// How long to wait for each start-up step before giving up, in seconds.
     #[arg(long, default_value_t = 120)]
     start_timeout_secs: u64,
+    /// Also sign up a demo user, create a cluster and an API key through the REST API (kept
+    /// in DATA_DIR/demo.json and reused), and print kcat commands that use them.
+    #[arg(long)]
+    demo: bool,
 }
 
 /// Where each piece listens.
@@ -216,9 +221,37 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     stack.shared.set_supervising();
     write_endpoints(&endpoints_path, &endpoints)?;
     print_banner(&endpoints, &endpoints_path, &data_dir);
+    let mut interrupted = false;
+    if args.demo {
+        let rest = endpoints["rest"].as_str().unwrap_or_default().to_string();
+        let made = tokio::select! {
+            r = demo::ensure(&rest, &data_dir) => Some(r),
+            _ = &mut signal => None,
+        };
+        match made {
+            None => interrupted = true,
+            Some(Ok(d)) => {
+                for line in demo::banner(&d, &data_dir) {
+                    println!("{line}");
+                }
+                endpoints["demo"] = json!({
+                    "cluster": d.cluster,
+                    "bootstrap": d.bootstrap,
+                    "api_key": d.api_key,
+                });
+                write_endpoints(&endpoints_path, &endpoints)?;
+            }
+            Some(Err(e)) => {
+                eprintln!("tributary dev: --demo failed: {e:#} (the stack keeps running)")
+            }
+        }
+    }
 
     // Until a signal: keep endpoints.json's pids current as pieces restart.
     loop {
+        if interrupted {
+            break;
+        }
         tokio::select! {
             _ = &mut signal => break,
             ev = stack.events.recv() => match ev {
