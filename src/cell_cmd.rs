@@ -33,8 +33,9 @@ enum CellCommand {
         #[command(flatten)]
         limits: LimitArgs,
     },
-    /// Give a logical cluster an API key (SASL/PLAIN username `key`, password `secret`;
-    /// only the secret's SHA-256 is sent), as the control plane does for its users.
+    /// Give a logical cluster an API key (SASL username `key`, password `secret`, for PLAIN
+    /// and SCRAM-SHA-256/512; only the secret's SHA-256 and SCRAM verifiers are sent), as
+    /// the control plane does for its users.
     PutKey {
         /// The logical cluster, e.g. `lkc-local`.
         cluster: String,
@@ -145,6 +146,7 @@ pub async fn run(args: CellArgs) -> anyhow::Result<()> {
                         owner_is_user: principal.starts_with("User:u-"),
                         principal,
                         secret_sha256: hash,
+                        scram: control_plane::scram::credentials(&secret),
                     }),
                 })
                 .await

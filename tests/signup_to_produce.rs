@@ -242,6 +242,35 @@ async fn a_new_user_signs_up_and_produces_with_a_fresh_api_key() {
 
     drop(consumer);
 
+    // The same key works with SCRAM-SHA-512 (the control plane made its verifiers when it
+    // created the key), through kcat's librdkafka 2.0.2.
+    let username = format!("sasl.username={api_key}");
+    let password = format!("sasl.password={secret}");
+    let read = common::clients::kcat(
+        &[
+            "-b",
+            &servers,
+            "-X",
+            "security.protocol=SASL_PLAINTEXT",
+            "-X",
+            "sasl.mechanisms=SCRAM-SHA-512",
+            "-X",
+            &username,
+            "-X",
+            &password,
+            "-C",
+            "-t",
+            "orders",
+            "-o",
+            "beginning",
+            "-c",
+            "1",
+            "-e",
+        ],
+        None,
+    );
+    assert_eq!(read.trim(), "first", "SCRAM-SHA-512 read {read:?}");
+
     // Deleting the key shuts its clients out: new connections are refused once the
     // revocation reaches the brokers (measured), and the producer's open ones close.
     let res = http

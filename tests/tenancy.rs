@@ -1017,31 +1017,35 @@ async fn a_service_account_with_read_on_one_topic_can_consume_it_and_nothing_els
 /// kcat with Debian's librdkafka (2.0.2), which enables SASL only when SaslHandshake v0 is
 /// advertised: produce and consume as tenant A, and be refused with a wrong secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kcat_produces_and_consumes_over_sasl_plain() {
+async fn kcat_produces_and_consumes_over_sasl_plain_and_scram() {
     let cell = two_tenant_cell().await;
     let bootstrap = cell.sasl_bootstrap();
-    let user = format!("sasl.username={KEY_A}");
-    let password = format!("sasl.password={SECRET_A}");
-    let sasl = [
-        "-X",
-        "security.protocol=SASL_PLAINTEXT",
-        "-X",
-        "sasl.mechanisms=PLAIN",
-        "-X",
-        user.as_str(),
-        "-X",
-        password.as_str(),
-    ];
-    let with = |rest: &[&str]| -> Vec<String> {
+    // kcat's SASL flags for `key`/`secret` with `mechanism`, then `rest`.
+    let kcat_args = |mechanism: &str, key: &str, secret: &str, rest: &[&str]| -> Vec<String> {
         let mut v: Vec<String> = vec!["-b".into(), bootstrap.clone()];
-        v.extend(sasl.iter().map(|s| s.to_string()));
+        for x in [
+            "security.protocol=SASL_PLAINTEXT".to_string(),
+            format!("sasl.mechanisms={mechanism}"),
+            format!("sasl.username={key}"),
+            format!("sasl.password={secret}"),
+        ] {
+            v.push("-X".into());
+            v.push(x);
+        }
         v.extend(rest.iter().map(|s| s.to_string()));
         v
     };
-    let args = with(&["-P", "-t", "greetings", "-X", "acks=all"]);
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    common::clients::kcat(&refs, Some("hello\nfrom kcat\n"));
-    let args = with(&[
+    let run = |args: Vec<String>, stdin: Option<&str>| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        common::clients::kcat(&refs, stdin)
+    };
+    // Written with SCRAM-SHA-256, read back with SCRAM-SHA-512 and with PLAIN.
+    let produce = ["-P", "-t", "greetings", "-X", "acks=all"];
+    run(
+        kcat_args("SCRAM-SHA-256", KEY_A, SECRET_A, &produce),
+        Some("hello\nfrom kcat\n"),
+    );
+    let consume = [
         "-C",
         "-t",
         "greetings",
@@ -1050,28 +1054,22 @@ async fn kcat_produces_and_consumes_over_sasl_plain() {
         "-e",
         "-f",
         "%s\n",
-    ]);
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = common::clients::kcat(&refs, None);
-    assert_eq!(out, "hello\nfrom kcat\n");
-    // B's key sees no such topic's data.
-    let b_user = format!("sasl.username={KEY_B}");
-    let b_password = format!("sasl.password={SECRET_B}");
-    let listed = common::clients::kcat(
-        &[
-            "-b",
-            &bootstrap,
-            "-X",
-            "security.protocol=SASL_PLAINTEXT",
-            "-X",
-            "sasl.mechanisms=PLAIN",
-            "-X",
-            &b_user,
-            "-X",
-            &b_password,
-            "-L",
-        ],
-        None,
+    ];
+    for mechanism in ["SCRAM-SHA-512", "PLAIN"] {
+        let out = run(kcat_args(mechanism, KEY_A, SECRET_A, &consume), None);
+        assert_eq!(out, "hello\nfrom kcat\n", "{mechanism}");
+    }
+    // A wrong secret fails SCRAM as it fails PLAIN.
+    let args = kcat_args(
+        "SCRAM-SHA-256",
+        KEY_A,
+        "not-the-secret",
+        &["-L", "-m", "10"],
     );
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = common::clients::kcat_fails(&refs);
+    assert!(err.contains("uthentication failed"), "{err}");
+    // B's key sees no such topic.
+    let listed = run(kcat_args("SCRAM-SHA-512", KEY_B, SECRET_B, &["-L"]), None);
     assert!(!listed.contains("greetings"), "{listed}");
 }

@@ -487,6 +487,7 @@ async fn controller_quorum_end_to_end() {
         principal: "User:u-1".into(),
         secret_sha256: "0".repeat(64),
         owner_is_user: true,
+        scram: vec![],
     };
     client
         .put_credential(PutCredentialRequest {

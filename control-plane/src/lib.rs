@@ -46,6 +46,7 @@ pub mod plans;
 pub mod propagate;
 pub mod ratelimit;
 pub mod reconciler;
+pub mod scram;
 pub mod service;
 pub mod store;
 mod util;

@@ -66,6 +66,7 @@ pub async fn sync_key(store: &Store, prov: &Provisioner, key_id: &str) -> Result
         principal: format!("User:{}", key.owner_id),
         secret_sha256: key.secret_sha256.clone(),
         owner_is_user: key.owner_id.starts_with("u-"),
+        scram: key.scram_credentials(),
     })
     .await;
     match pushed {

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::namespace::TenantId;
 
 /// The SASL mechanisms this broker offers.
-pub const MECHANISMS: &[&str] = &["PLAIN"];
+pub const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 
 /// How long a failed authentication waits before it is answered (Kafka's
 /// `connection.failed.authentication.delay.ms`), slowing down guessing.
@@ -100,7 +100,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -180,6 +180,7 @@ mod tests {
                 principal: "User:sa-1".into(),
                 secret_sha256: sha256_hex(b"s3cret"),
                 owner_is_user: false,
+                scram: vec![],
             },
         );
         image

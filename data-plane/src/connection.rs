@@ -33,12 +33,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::auth::{self, PlainOutcome, Principal};
+use crate::auth::{self, Principal};
 use crate::broker::Broker;
-use crate::codec::{decode_request, encode_response, DecodeError, Request};
+use crate::codec::{decode_request, encode_response, DecodeError};
 use crate::handler::{self, api_versions, Reply};
 use crate::namespace::TenantId;
 use crate::quota::{ConnectionSlot, TenantQuota};
+use crate::sasl::{self, SaslState};
 use crate::throttle::{self, Admission, Mute};
 
 /// Which listener a connection came in on.
@@ -90,17 +91,6 @@ impl Session {
             connection_slot: None,
         }
     }
-}
-
-/// Where a connection is in SASL authentication.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SaslState {
-    /// Nothing yet: SaslHandshake is next.
-    Start,
-    /// PLAIN chosen: SaslAuthenticate is next.
-    Plain,
-    /// Authenticated (or a PLAINTEXT connection, which never does SASL).
-    Done,
 }
 
 /// A reply waiting its turn in the write queue.
@@ -223,7 +213,7 @@ async fn read_requests(
                 debug!(?api_key, version, correlation_id, "request");
                 let mut admission = Admission::default();
                 let reply = if matches!(api_key, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate) {
-                    let (reply, outcome) = sasl_step(broker, session, &mut sasl, request).await;
+                    let (reply, outcome) = sasl::step(broker, session, &mut sasl, request).await;
                     if let Some(tenant) = &session.tenant {
                         span.record("tenant", tenant.as_ref());
                     }
@@ -243,7 +233,7 @@ async fn read_requests(
                         return Err(reason);
                     }
                     reply
-                } else if sasl != SaslState::Done && api_key != ApiKey::ApiVersions {
+                } else if !sasl.is_done() && api_key != ApiKey::ApiVersions {
                     return Err(format!("{api_key:?} before SASL authentication"));
                 } else if !key_still_valid(broker, session) {
                     return Err("its API key was revoked or its cluster deleted".to_string());
@@ -300,104 +290,6 @@ async fn read_requests(
         if tx.send(outgoing).await.is_err() {
             return Err("writer closed".to_string());
         }
-    }
-}
-
-/// One SASL request: the reply, and `Err(reason)` when the connection must close after it.
-async fn sasl_step(
-    broker: &Broker,
-    session: &mut Session,
-    state: &mut SaslState,
-    request: Request,
-) -> (Reply, Result<(), String>) {
-    use kafka_protocol::messages::{RequestKind, SaslAuthenticateResponse, SaslHandshakeResponse};
-    use kafka_protocol::ResponseError as E;
-    let version = request.version();
-    match (request.body, *state) {
-        (RequestKind::SaslHandshake(_), SaslState::Start) if version == 0 => (
-            Reply::None,
-            Err("SaslHandshake v0 (unframed tokens) is not supported; use v1".to_string()),
-        ),
-        (RequestKind::SaslHandshake(req), SaslState::Start) => {
-            let mechanisms = auth::MECHANISMS.iter().map(|m| handler::s(m)).collect();
-            let resp = SaslHandshakeResponse::default().with_mechanisms(mechanisms);
-            if req.mechanism.as_str() == "PLAIN" {
-                *state = SaslState::Plain;
-                (Reply::ready(resp), Ok(()))
-            } else {
-                let reason = format!("SASL mechanism {} is not offered", req.mechanism.as_str());
-                let resp = resp.with_error_code(E::UnsupportedSaslMechanism.code());
-                (Reply::ready(resp), Err(reason))
-            }
-        }
-        (RequestKind::SaslAuthenticate(req), SaslState::Plain) => {
-            let fail = |code: E, message: &str| {
-                SaslAuthenticateResponse::default()
-                    .with_error_code(code.code())
-                    .with_error_message(Some(handler::s(message)))
-            };
-            let ip = session.peer.ip();
-            if broker.auth_failures.blocked(ip) {
-                let msg = "too many failed authentications from this address; retry in a minute";
-                return (
-                    Reply::ready(fail(E::SaslAuthenticationFailed, msg)),
-                    Err(msg.to_string()),
-                );
-            }
-            let outcome = match &broker.cell {
-                Some(cell) => auth::authenticate_plain(&cell.image(), &req.auth_bytes),
-                None => PlainOutcome::Rejected,
-            };
-            match outcome {
-                PlainOutcome::Authenticated(tenant, principal) => {
-                    let quota = broker.quotas.tenant(&tenant);
-                    let slot = match quota.open_connection() {
-                        Ok(slot) => slot,
-                        Err(msg) => {
-                            info!(%tenant, reason = %msg, "connection refused by the tenant's limits");
-                            return (
-                                Reply::ready(fail(E::SaslAuthenticationFailed, &msg)),
-                                Err(msg),
-                            );
-                        }
-                    };
-                    info!(%tenant, principal = %principal.name, api_key = %principal.api_key, "authenticated");
-                    crate::metrics::connection_opened(&tenant);
-                    session.connection_slot = Some(Arc::new(slot));
-                    session.quota = Some(quota);
-                    session.tenant = Some(tenant);
-                    session.principal = Some(Arc::new(principal));
-                    *state = SaslState::Done;
-                    (Reply::ready(SaslAuthenticateResponse::default()), Ok(()))
-                }
-                failed => {
-                    let why = match failed {
-                        PlainOutcome::Malformed(why) => why,
-                        _ => "invalid API key or secret",
-                    };
-                    broker.auth_failures.record_failure(ip);
-                    tokio::time::sleep(auth::FAILURE_DELAY).await;
-                    let msg = format!("Authentication failed: {why}");
-                    (
-                        Reply::ready(fail(E::SaslAuthenticationFailed, &msg)),
-                        Err(msg),
-                    )
-                }
-            }
-        }
-        (_, SaslState::Done) if session.listener == Listener::Plaintext => (
-            Reply::ready(
-                SaslHandshakeResponse::default().with_error_code(E::IllegalSaslState.code()),
-            ),
-            Err("SASL on the PLAINTEXT listener".to_string()),
-        ),
-        (body, state) => (
-            Reply::None,
-            Err(format!(
-                "unexpected {:?} in SASL state {state:?}",
-                std::mem::discriminant(&body)
-            )),
-        ),
     }
 }
 

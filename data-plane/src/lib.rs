@@ -33,6 +33,8 @@ pub mod producer_ids;
 pub mod producer_state;
 pub mod quota;
 pub mod replica_set;
+pub mod sasl;
+pub mod scram;
 pub mod server;
 pub mod throttle;
 pub mod topic_config;

@@ -268,8 +268,9 @@ impl Cell {
         assert_eq!(r.error_code, 0, "{}", r.error_message);
     }
 
-    /// Give `cluster` the API key `key` with `secret` (only its SHA-256 travels), owned by
-    /// `principal` (`User:u-...` has full access, `User:sa-...` only its ACLs').
+    /// Give `cluster` the API key `key` with `secret` (only its SHA-256 and SCRAM verifiers
+    /// travel), owned by `principal` (`User:u-...` has full access, `User:sa-...` only its
+    /// ACLs').
     pub async fn put_key(&self, cluster: &str, key: &str, secret: &str, principal: &str) {
         let hash: String = Sha256::digest(secret.as_bytes())
             .iter()
@@ -284,6 +285,7 @@ impl Cell {
                     principal: principal.into(),
                     secret_sha256: hash,
                     owner_is_user: principal.starts_with("User:u-"),
+                    scram: control_plane::scram::credentials(secret),
                 }),
             })
             .await

@@ -143,10 +143,30 @@ pub fn idempotent_producer(addr: &str, extra: &[(&str, &str)]) -> FutureProducer
 /// Run kcat (the system's, with its own librdkafka) with `args`, feeding `stdin`; its
 /// stdout, or a panic with its stderr when it fails or runs over 60 s.
 pub fn kcat(args: &[&str], stdin: Option<&str>) -> String {
+    let out = kcat_output(args, stdin);
+    assert!(
+        out.status.success(),
+        "kcat {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Run kcat (bounded) expecting it to fail; returns its stderr.
+pub fn kcat_fails(args: &[&str]) -> String {
+    let out = kcat_output(args, None);
+    assert!(!out.status.success(), "kcat {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn kcat_output(args: &[&str], stdin: Option<&str>) -> std::process::Output {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let mut child = Command::new("kcat")
         .args(args)
+        // cargo points LD_LIBRARY_PATH at the bundled librdkafka it built for the rdkafka
+        // crate (no SSL, no SCRAM); kcat must run on its own (Debian's 2.0.2).
+        .env_remove("LD_LIBRARY_PATH")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -166,11 +186,5 @@ pub fn kcat(args: &[&str], stdin: Option<&str>) -> String {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "kcat {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    child.wait_with_output().unwrap()
 }

@@ -124,6 +124,12 @@ pub async fn create(state: &AppState, caller: &Principal, new: NewKey<'_>) -> Re
             owner_id: new.owner_id,
             resource_id: &resource_id,
             secret_sha256: &token_hash(&secret),
+            // Brokers check SCRAM proofs against these; the secret itself is never kept.
+            scram: &if resource_id.is_empty() {
+                String::new()
+            } else {
+                crate::scram::to_json(&crate::scram::credentials(&secret))
+            },
         })
         .await?;
     tracing::info!(organization_id = %org, api_key = %key.id, resource = %resource_id, "API key created");

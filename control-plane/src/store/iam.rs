@@ -69,6 +69,8 @@ pub struct ApiKey {
     /// The cluster (`lkc-...`), or empty for a Cloud API key.
     pub resource_id: String,
     pub secret_sha256: String,
+    /// SCRAM verifiers of the secret as JSON (`crate::scram::to_json`); empty for none.
+    pub scram: String,
     pub state: KeyState,
     /// Whether the key's cell holds what `state` says.
     pub synced: bool,
@@ -76,8 +78,18 @@ pub struct ApiKey {
     pub updated_at: i64,
 }
 
+impl ApiKey {
+    /// The key's SCRAM verifiers for its cell; none (PLAIN only) if unreadable.
+    pub fn scram_credentials(&self) -> Vec<proto::cell::v1::ScramCredential> {
+        crate::scram::from_json(&self.scram).unwrap_or_else(|e| {
+            tracing::warn!(api_key = %self.id, error = %e, "unreadable SCRAM verifiers; PLAIN only");
+            Vec::new()
+        })
+    }
+}
+
 const KEY_COLUMNS: &str = "id, organization_id, display_name, description, owner_id, \
-     resource_id, secret_sha256, state, synced, created_at, updated_at";
+     resource_id, secret_sha256, state, synced, created_at, updated_at, scram";
 
 fn key_from_row(row: &AnyRow) -> Result<ApiKey> {
     Ok(ApiKey {
@@ -92,6 +104,7 @@ fn key_from_row(row: &AnyRow) -> Result<ApiKey> {
         synced: row.try_get::<i64, _>("synced")? != 0,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        scram: row.try_get("scram")?,
     })
 }
 
@@ -103,6 +116,8 @@ pub struct NewApiKey<'a> {
     pub owner_id: &'a str,
     pub resource_id: &'a str,
     pub secret_sha256: &'a str,
+    /// SCRAM verifiers (JSON), empty for a Cloud API key.
+    pub scram: &'a str,
 }
 
 /// An active key as authentication needs it.
@@ -301,6 +316,7 @@ impl Store {
                 owner_id: new.owner_id.to_string(),
                 resource_id: new.resource_id.to_string(),
                 secret_sha256: new.secret_sha256.to_string(),
+                scram: new.scram.to_string(),
                 state: KeyState::Active,
                 synced: new.resource_id.is_empty(),
                 created_at: now,
@@ -308,7 +324,7 @@ impl Store {
             };
             let inserted = sqlx::query(&format!(
                 "INSERT INTO api_keys ({KEY_COLUMNS}, attempts, next_attempt_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, 0)"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, 0)"
             ))
             .bind(&key.id)
             .bind(&key.organization_id)
@@ -321,6 +337,7 @@ impl Store {
             .bind(i64::from(key.synced))
             .bind(key.created_at)
             .bind(key.updated_at)
+            .bind(&key.scram)
             .execute(&self.pool)
             .await;
             match inserted {
