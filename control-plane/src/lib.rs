@@ -19,6 +19,8 @@
 //!   `/cmk/v2/clusters`, every route scoped to the caller's organisation.
 //! - Kafka REST v3 (`api/kafka.rs`, [`service::kafka`]): each cluster's topics, with an
 //!   API key of that cluster, through its cell's controller.
+//! - [`kafka_client`]: a bounded Kafka admin client of a cluster's brokers (SASL/PLAIN with
+//!   the caller's cluster key), for what lives on the brokers rather than in the cell.
 //! - [`plans`]: limits per cluster kind, versioned in the store, sent to cells.
 //! - [`cells`], [`placement`], [`reconciler`], [`propagate`]: the cells' gRPC clients,
 //!   two-random-choices placement, the restart-safe provisioning loop and API-key
@@ -39,6 +41,7 @@ pub mod api;
 pub mod cells;
 pub mod error;
 pub mod grpc;
+pub mod kafka_client;
 pub mod metrics;
 pub mod operator;
 pub mod placement;
