@@ -22,6 +22,11 @@ pub enum Error {
     /// No, an invalid or an expired bearer token, or wrong credentials (401).
     #[error("{0}")]
     Unauthenticated(String),
+    /// Authenticated, but the cluster's brokers refused the operation for this API key
+    /// (403): a service account's key without the ACL it needs. Only inside the key's own
+    /// cluster; another organisation's resources answer [`Error::NotFound`].
+    #[error("{0}")]
+    Forbidden(String),
     /// The resource does not exist in the caller's organisation (404). Another
     /// organisation's resources answer this too, never 403.
     #[error("{0}")]
@@ -57,6 +62,7 @@ impl Error {
         match self {
             Error::InvalidArgument(_) => StatusCode::BAD_REQUEST,
             Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::AlreadyExists(_) | Error::Conflict(_) => StatusCode::CONFLICT,
@@ -73,6 +79,7 @@ impl Error {
         match self {
             Error::InvalidArgument(_) => "invalid_argument",
             Error::Unauthenticated(_) => "unauthenticated",
+            Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not_found",
             Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::AlreadyExists(_) | Error::Conflict(_) => "conflict",
@@ -96,7 +103,7 @@ pub struct ErrorDetail {
     #[schema(example = "404")]
     pub status: String,
     /// A stable machine-readable code: `invalid_argument`, `unauthenticated`,
-    /// `not_found`, `method_not_allowed`, `conflict`, `rate_limited`, `unavailable`,
+    /// `forbidden`, `not_found`, `method_not_allowed`, `conflict`, `rate_limited`, `unavailable`,
     /// `internal`.
     #[schema(example = "not_found")]
     pub code: String,
@@ -128,6 +135,7 @@ impl From<Error> for tonic::Status {
         let code = match &e {
             Error::InvalidArgument(_) => Code::InvalidArgument,
             Error::Unauthenticated(_) => Code::Unauthenticated,
+            Error::Forbidden(_) => Code::PermissionDenied,
             Error::NotFound(_) => Code::NotFound,
             Error::MethodNotAllowed(_) => Code::Unimplemented,
             Error::AlreadyExists(_) => Code::AlreadyExists,

@@ -17,8 +17,11 @@
 //! - [`api`]: the REST API (axum): sign-up, login, bearer-token and Cloud-API-key auth,
 //!   `/org/v2/environments`, `/iam/v2/service-accounts`, `/iam/v2/api-keys` and
 //!   `/cmk/v2/clusters`, every route scoped to the caller's organisation.
-//! - Kafka REST v3 (`api/kafka.rs`, [`service::kafka`]): each cluster's topics, with an
-//!   API key of that cluster, through its cell's controller.
+//! - Kafka REST v3 (`api/kafka*.rs`, [`service::kafka`], [`service::kafka_groups`],
+//!   [`service::kafka_acls`]): each cluster's topics, with an API key of that cluster,
+//!   through its cell's controller; its consumer groups, their lag, and its ACLs through
+//!   its brokers ([`kafka_client`], a bounded Kafka admin client speaking with the
+//!   caller's key).
 //! - [`plans`]: limits per cluster kind, versioned in the store, sent to cells.
 //! - [`cells`], [`placement`], [`reconciler`], [`propagate`]: the cells' gRPC clients,
 //!   two-random-choices placement, the restart-safe provisioning loop and API-key
@@ -32,13 +35,12 @@
 //!   names are the contract in `docs/metrics.md`).
 //! - [`error`]: the crate's one error type, mapped to HTTP status and Confluent's error
 //!   envelope at the edge.
-//!
-//! Still to come: consumer groups and ACLs in Kafka REST.
 
 pub mod api;
 pub mod cells;
 pub mod error;
 pub mod grpc;
+pub mod kafka_client;
 pub mod metrics;
 pub mod operator;
 pub mod placement;

@@ -2,13 +2,15 @@
 //! `environment`, `kafka cluster`, `service-account`, `api-key` and `kafka topic`, all
 //! through the REST API (`--url` / `TRIBUTARY_URL`, default `http://127.0.0.1:9096`, what
 //! `tributary dev` serves). `login` saves a token per API URL in the config file
-//! ([`config`]); `kafka topic` calls the cluster's Kafka REST v3 with a cluster API key.
+//! ([`config`]); `kafka topic` calls the cluster's Kafka REST v3 with a cluster API key,
+//! except `produce` and `consume`, which are a Kafka client of the cluster ([`stream`]).
 //! Tables by default, `-o json` for the API's JSON; a failure prints the error envelope's
 //! detail and exits non-zero.
 
 pub(crate) mod client;
 mod config;
 mod output;
+mod stream;
 
 use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};
@@ -102,9 +104,8 @@ enum KafkaCmd {
     /// Kafka clusters.
     #[command(subcommand)]
     Cluster(ClusterCmd),
-    /// Topics of a cluster, through its Kafka REST API with a cluster API key.
-    /// `produce` and `consume` are not implemented yet: use kcat or any Kafka client with
-    /// the cluster's bootstrap endpoint and API key.
+    /// Topics of a cluster, through its Kafka REST API with a cluster API key; `produce`
+    /// and `consume` connect to the cluster's brokers with that key.
     #[command(subcommand)]
     Topic(TopicCmd),
 }
@@ -227,10 +228,57 @@ enum TopicCmd {
         #[command(flatten)]
         key: ClusterKey,
     },
-    /// Not implemented yet: use kcat or any Kafka client.
-    Produce { name: String },
-    /// Not implemented yet: use kcat or any Kafka client.
-    Consume { name: String },
+    /// Produce records to a topic: one per line of stdin, until end of input or Ctrl-C.
+    Produce {
+        name: String,
+        /// Split each line into key and value at the first --delimiter.
+        #[arg(long)]
+        parse_key: bool,
+        /// What separates key and value with --parse-key.
+        #[arg(long, default_value = ":")]
+        delimiter: String,
+        #[command(flatten)]
+        key: ClusterKey,
+        #[command(flatten)]
+        endpoint: Bootstrap,
+    },
+    /// Print a topic's records, one per line, until Ctrl-C (or --max-messages,
+    /// --idle-timeout).
+    Consume {
+        name: String,
+        /// Start at the oldest record (default: only new ones).
+        #[arg(short = 'b', long)]
+        from_beginning: bool,
+        /// Consume as this consumer group and commit what was printed (default: every
+        /// partition, no group, nothing committed).
+        #[arg(long)]
+        group: Option<String>,
+        /// Print each record's key, then --delimiter, then its value.
+        #[arg(long)]
+        print_key: bool,
+        /// What separates key and value with --print-key.
+        #[arg(long, default_value = "\t")]
+        delimiter: String,
+        /// Stop after this many records.
+        #[arg(long)]
+        max_messages: Option<u64>,
+        /// Stop after this many seconds without a record.
+        #[arg(long)]
+        idle_timeout: Option<u64>,
+        #[command(flatten)]
+        key: ClusterKey,
+        #[command(flatten)]
+        endpoint: Bootstrap,
+    },
+}
+
+/// Where a cluster's brokers are.
+#[derive(Args)]
+struct Bootstrap {
+    /// The cluster's Kafka bootstrap endpoint (`host:port,...`); default: the cluster's
+    /// `kafka_bootstrap_endpoint`, looked up with your login.
+    #[arg(long, env = "TRIBUTARY_BOOTSTRAP")]
+    bootstrap: Option<String>,
 }
 
 #[derive(Args)]
@@ -671,13 +719,78 @@ async fn topic(common: &Common, cmd: TopicCmd) -> anyhow::Result<()> {
                 .await?;
             deleted("topic", name);
         }
-        TopicCmd::Produce { .. } | TopicCmd::Consume { .. } => bail!(
-            "`kafka topic produce` and `kafka topic consume` are not implemented yet; use kcat \
-             or any Kafka client with the cluster's bootstrap endpoint (`tributary kafka \
-             cluster describe`) and an API key of the cluster as SASL/PLAIN user and password"
-        ),
+        TopicCmd::Produce {
+            name,
+            parse_key,
+            delimiter,
+            key,
+            endpoint,
+        } => {
+            let target = stream_target(common, key, endpoint).await?;
+            let sent =
+                stream::produce(&target, path_id("topic", name)?, *parse_key, delimiter).await?;
+            eprintln!("Produced {sent} records to {name:?}.");
+        }
+        TopicCmd::Consume {
+            name,
+            from_beginning,
+            group,
+            print_key,
+            delimiter,
+            max_messages,
+            idle_timeout,
+            key,
+            endpoint,
+        } => {
+            let target = stream_target(common, key, endpoint).await?;
+            let opts = stream::ConsumeOptions {
+                from_beginning: *from_beginning,
+                group: group.clone(),
+                print_key: *print_key,
+                delimiter: delimiter.clone(),
+                max_messages: *max_messages,
+                idle_timeout: idle_timeout.map(std::time::Duration::from_secs),
+            };
+            let printed = stream::consume(&target, path_id("topic", name)?, &opts).await?;
+            eprintln!("Consumed {printed} records from {name:?}.");
+        }
     }
     Ok(())
+}
+
+/// The cluster's bootstrap (`--bootstrap`, else its `kafka_bootstrap_endpoint` through the
+/// saved login) and the key to connect with.
+async fn stream_target(
+    common: &Common,
+    key: &ClusterKey,
+    endpoint: &Bootstrap,
+) -> anyhow::Result<stream::Target> {
+    let bootstrap = match &endpoint.bootstrap {
+        Some(b) => b.clone(),
+        None => {
+            let s = Session::open(common).map_err(|e| {
+                anyhow!("{e:#}; or give the cluster's endpoint with --bootstrap HOST:PORT")
+            })?;
+            let id = path_id("cluster", &key.cluster)?;
+            let c = s
+                .call(Method::GET, &format!("/cmk/v2/clusters/{id}"), None)
+                .await?;
+            let endpoint = text(&c, "/spec/kafka_bootstrap_endpoint");
+            if endpoint.is_empty() {
+                bail!(
+                    "cluster {id} has no bootstrap endpoint yet (status {}); wait until it is \
+                     PROVISIONED",
+                    text(&c, "/status/phase")
+                );
+            }
+            endpoint
+        }
+    };
+    Ok(stream::Target {
+        bootstrap,
+        api_key: key.api_key.clone(),
+        api_secret: key.api_secret.clone(),
+    })
 }
 
 pub async fn service_account(args: ServiceAccountArgs) -> anyhow::Result<()> {

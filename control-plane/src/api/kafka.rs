@@ -2,15 +2,17 @@
 //! create), `.../topics/{topic_name}` (get, delete), `.../topics/{topic_name}/configs`
 //! (list) and `.../configs/{name}` (get), in Confluent's v3 shapes (`KafkaTopic`, `KafkaTopicList`, `KafkaTopicConfig`,
 //! `KafkaTopicConfigList`). Authenticated with an API key of that cluster as HTTP Basic
-//! ([`ClusterCaller`]); the rules are in [`crate::service::kafka`]. Errors answer the
-//! API's one envelope.
+//! ([`ClusterCaller`]; [`ClusterKeyCaller`] also keeps the key and secret for routes that
+//! call the cluster's brokers with them); the rules are in [`crate::service::kafka`].
+//! Errors answer the API's one envelope. Also the v3 pieces the consumer-group and ACL
+//! routes (`kafka_groups.rs`, `kafka_acls.rs`) share: metadata, links, CRNs.
 
 use super::auth::authorization;
 use super::extract::ApiJson;
 use super::AppState;
 use crate::error::{Error, ErrorEnvelope, Result};
 use crate::service::cluster_crn;
-use crate::service::kafka::{self, NewTopic, TopicInfo};
+use crate::service::kafka::{self, ClusterKey, NewTopic, TopicInfo};
 use crate::store::Cluster;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -27,13 +29,36 @@ impl FromRequestParts<AppState> for ClusterCaller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        let params = Path::<HashMap<String, String>>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| Error::InvalidArgument(format!("invalid path: {}", e.body_text())))?;
-        let cluster_id = params.0.get("cluster_id").cloned().unwrap_or_default();
+        let cluster_id = path_cluster_id(parts, state).await?;
         kafka::authenticate(state, &cluster_id, authorization(parts))
             .await
             .map(ClusterCaller)
+    }
+}
+
+/// The `cluster_id` of the request's path (a malformed path is a 400 in the envelope).
+async fn path_cluster_id(parts: &mut Parts, state: &AppState) -> Result<String> {
+    let params = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        .await
+        .map_err(|e| Error::InvalidArgument(format!("invalid path: {}", e.body_text())))?;
+    Ok(params.0.get("cluster_id").cloned().unwrap_or_default())
+}
+
+/// The cluster of the path and the API key (with its secret) that authenticated for it:
+/// what calls to the cluster's brokers authenticate with.
+pub struct ClusterKeyCaller {
+    pub cluster: Cluster,
+    pub key: ClusterKey,
+}
+
+impl FromRequestParts<AppState> for ClusterKeyCaller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let cluster_id = path_cluster_id(parts, state).await?;
+        let (cluster, key) =
+            kafka::authenticate_key(state, &cluster_id, authorization(parts)).await?;
+        Ok(ClusterKeyCaller { cluster, key })
     }
 }
 
@@ -43,9 +68,9 @@ impl FromRequestParts<AppState> for ClusterCaller {
 pub struct ResourceMeta {
     /// The URL of this resource.
     #[serde(rename = "self")]
-    self_url: String,
+    pub(super) self_url: String,
     /// Its CRN, e.g. `crn://tributary.cloud/organization=.../kafka=lkc-abc123/topic=orders`.
-    resource_name: String,
+    pub(super) resource_name: String,
 }
 
 /// `metadata` of a v3 list (never paginated: a cluster's topics come in one answer).
@@ -54,13 +79,23 @@ pub struct ResourceMeta {
 pub struct CollectionMeta {
     /// The URL of this list.
     #[serde(rename = "self")]
-    self_url: String,
+    pub(super) self_url: String,
 }
 
 /// A link to related resources.
 #[derive(Serialize, ToSchema)]
 pub struct Related {
-    related: String,
+    pub(super) related: String,
+}
+
+/// The CRN of a cluster as Kafka REST's resources start theirs.
+pub(super) fn kafka_crn(c: &Cluster) -> String {
+    cluster_crn(&c.organization_id, Some(&c.environment_id), &c.id)
+}
+
+/// `{base}/kafka/v3/clusters/{cluster}`.
+pub(super) fn cluster_url(base: &str, cluster: &str) -> String {
+    format!("{base}/kafka/v3/clusters/{cluster}")
 }
 
 /// A topic (`KafkaTopic`).
@@ -152,7 +187,7 @@ pub struct CreateTopic {
 }
 
 fn topics_url(base: &str, cluster: &str) -> String {
-    format!("{base}/kafka/v3/clusters/{cluster}/topics")
+    format!("{}/topics", cluster_url(base, cluster))
 }
 
 fn configs_url(base: &str, cluster: &str, topic: &str) -> String {
@@ -178,10 +213,7 @@ fn config_view(base: &str, c: &Cluster, topic: &str, name: &str, value: &str) ->
 }
 
 fn topic_crn(c: &Cluster, topic: &str) -> String {
-    format!(
-        "{}/topic={topic}",
-        cluster_crn(&c.organization_id, Some(&c.environment_id), &c.id)
-    )
+    format!("{}/topic={topic}", kafka_crn(c))
 }
 
 fn topic_view(base: &str, c: &Cluster, t: TopicInfo) -> KafkaTopic {

@@ -15,6 +15,8 @@ mod envelope;
 mod environments;
 mod extract;
 mod kafka;
+mod kafka_acls;
+mod kafka_groups;
 pub mod openapi;
 mod service_accounts;
 

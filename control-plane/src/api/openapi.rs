@@ -14,7 +14,10 @@
 //! `POST /v1/login`), `cloud_api_key` (HTTP Basic with a Cloud API key and secret) and
 //! `cluster_api_key` (HTTP Basic with a cluster's API key, for Kafka REST).
 
-use super::{api_keys, auth, clusters, environments, kafka, service_accounts, AppState};
+use super::{
+    api_keys, auth, clusters, environments, kafka, kafka_acls, kafka_groups, service_accounts,
+    AppState,
+};
 use crate::error::ErrorEnvelope;
 use crate::ratelimit::{self, RateLimiter};
 use axum::http::header;
@@ -39,8 +42,8 @@ pub const CLUSTER_API_KEY_SCHEME: &str = "cluster_api_key";
     info(
         title = "Tributary Cloud API",
         description = "Sign-up, login, environments, service accounts, API keys and Kafka \
-            clusters, in Confluent Cloud's resource shapes, and Kafka REST v3 topics of each \
-            cluster. Every error answers \
+            clusters, in Confluent Cloud's resource shapes, and Kafka REST v3 topics, consumer \
+            groups (with their lag) and ACLs of each cluster. Every error answers \
             `ErrorEnvelope`. Lists of the Cloud API are keyset-paginated: `page_size` (1 to \
             100) and the `metadata.next` URL of the previous page; Kafka REST lists come whole.",
     ),
@@ -52,7 +55,7 @@ pub const CLUSTER_API_KEY_SCHEME: &str = "cluster_api_key";
         (name = "service-accounts", description = "`/iam/v2/service-accounts`"),
         (name = "api-keys", description = "`/iam/v2/api-keys`: Cloud API keys and cluster API keys"),
         (name = "clusters", description = "`/cmk/v2/clusters`: Kafka clusters and their provisioning"),
-        (name = "kafka", description = "`/kafka/v3/clusters/{cluster_id}/...`: Kafka REST v3 of each cluster (topics), with an API key of that cluster"),
+        (name = "kafka", description = "`/kafka/v3/clusters/{cluster_id}/...`: Kafka REST v3 of each cluster (topics, consumer groups and their lag, ACLs), with an API key of that cluster; groups and ACLs are asked of the cluster's brokers with that key, so its ACLs apply"),
         (name = "meta", description = "This document"),
     ),
 )]
@@ -158,6 +161,14 @@ pub fn route_table(limiter: &Arc<RateLimiter>) -> Vec<UtoipaMethodRouter<AppStat
         routes!(kafka::get_topic, kafka::delete_topic),
         routes!(kafka::list_topic_configs),
         routes!(kafka::get_topic_config),
+        routes!(kafka_groups::list_groups),
+        routes!(kafka_groups::get_group),
+        routes!(kafka_groups::list_consumers),
+        routes!(kafka_groups::get_consumer),
+        routes!(kafka_groups::list_lags),
+        routes!(kafka_groups::get_lag),
+        routes!(kafka_groups::get_lag_summary),
+        routes!(kafka_acls::search, kafka_acls::create, kafka_acls::delete),
         routes!(openapi_json),
     ]
 }

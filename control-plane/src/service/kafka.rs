@@ -1,4 +1,5 @@
-//! Kafka REST v3 for each cluster: topics, authenticated with that cluster's API key.
+//! Kafka REST v3 for each cluster: who may call it (that cluster's API key), and topics.
+//! (Consumer groups and ACLs: `kafka_groups.rs`, `kafka_acls.rs`.)
 //!
 //! [`authenticate`] takes `Authorization: Basic key:secret` and the cluster named in the
 //! path: a wrong key or secret, a bearer token, a Cloud API key or a key of another of the
@@ -71,12 +72,44 @@ fn topic_not_found(cluster: &str, name: &str) -> Error {
     ))
 }
 
+/// A cluster API key and its secret as the caller sent them (already checked against the
+/// store). Consumer-group and ACL calls authenticate to the cluster's brokers with it over
+/// SASL/PLAIN, so the brokers' own ACLs and tenant namespace apply to the caller.
+#[derive(Clone)]
+pub struct ClusterKey {
+    pub key: String,
+    pub secret: String,
+    /// The key's owner: a user (`u-...`, full access) or a service account (`sa-...`, its
+    /// ACLs only).
+    pub owner_id: String,
+}
+
+impl std::fmt::Debug for ClusterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterKey")
+            .field("key", &self.key)
+            .field("owner_id", &self.owner_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The cluster `cluster_id` if `authorization` is one of its API keys (HTTP Basic).
 pub async fn authenticate(
     state: &AppState,
     cluster_id: &str,
     authorization: Option<&str>,
 ) -> Result<Cluster> {
+    authenticate_key(state, cluster_id, authorization)
+        .await
+        .map(|(cluster, _)| cluster)
+}
+
+/// [`authenticate`], also answering the key and secret that authenticated.
+pub async fn authenticate_key(
+    state: &AppState,
+    cluster_id: &str,
+    authorization: Option<&str>,
+) -> Result<(Cluster, ClusterKey)> {
     let how = "Kafka REST takes an API key of the cluster and its secret as HTTP Basic \
                (create one with POST /iam/v2/api-keys and spec.resource.id set to the cluster)";
     if authorization.is_none() {
@@ -111,12 +144,18 @@ pub async fn authenticate(
     }
     if cluster.phase != Phase::Provisioned {
         return Err(Error::Conflict(format!(
-            "cluster {} is {}; its topics can be managed once status.phase is PROVISIONED",
+            "cluster {} is {}; its topics, groups and ACLs can be managed once status.phase \
+             is PROVISIONED",
             cluster.id,
             cluster.phase.as_str()
         )));
     }
-    Ok(cluster)
+    let key = ClusterKey {
+        key,
+        secret,
+        owner_id: found.owner_id,
+    };
+    Ok((cluster, key))
 }
 
 /// Checks a topic name as Kafka does: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.

@@ -17,6 +17,8 @@ pub mod auth;
 pub mod clusters;
 pub mod environments;
 pub mod kafka;
+pub mod kafka_acls;
+pub mod kafka_groups;
 mod page;
 pub mod service_accounts;
 
@@ -52,6 +54,8 @@ pub struct ApiConfig {
     /// The cells clusters are placed into.
     pub cells: Vec<CellConfig>,
     pub provisioning: ProvisioningConfig,
+    /// Bounds of Kafka REST's calls to a cluster's brokers (consumer groups, ACLs).
+    pub kafka_client: crate::kafka_client::Limits,
 }
 
 impl Default for ApiConfig {
@@ -64,6 +68,7 @@ impl Default for ApiConfig {
             plans: Plans::default(),
             cells: Vec::new(),
             provisioning: ProvisioningConfig::default(),
+            kafka_client: crate::kafka_client::Limits::default(),
         }
     }
 }
@@ -80,6 +85,9 @@ pub struct AppState {
     pub(crate) auth_limiter: Arc<RateLimiter>,
     /// Cell clients, key-push locks and the reconciler's wake-up.
     pub provisioner: Arc<Provisioner>,
+    /// Permits for sessions with clusters' brokers (Kafka REST groups and ACLs); see
+    /// [`crate::kafka_client::Limits::max_concurrent_sessions`].
+    pub(crate) kafka_sessions: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -89,6 +97,9 @@ impl AppState {
             hash_permits: Arc::new(Semaphore::new(config.max_concurrent_password_hashes.max(1))),
             auth_limiter: RateLimiter::new(config.auth_rate_limit),
             provisioner: Arc::new(Provisioner::new(&config.cells, config.provisioning)),
+            kafka_sessions: Arc::new(Semaphore::new(
+                config.kafka_client.max_concurrent_sessions.max(1),
+            )),
             config: Arc::new(config),
         }
     }
