@@ -384,9 +384,11 @@ async fn retention_deletes_old_segments() {
         .fetch_watermarks("ret", 0, Duration::from_secs(5))
         .unwrap();
     assert_eq!(high, 2000);
+    // Retention may already have run by the first look (a slow machine): wait until the
+    // log start has moved past 0 at all.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let mut now_low = low;
-    while now_low == low && std::time::Instant::now() < deadline {
+    while now_low == 0 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
         now_low = consumer
             .fetch_watermarks("ret", 0, Duration::from_secs(5))
@@ -394,8 +396,8 @@ async fn retention_deletes_old_segments() {
             .0;
     }
     assert!(
-        now_low > low,
-        "retention advanced the log start ({low} -> {now_low})\n{}",
+        now_low > 0,
+        "retention advanced the log start (first seen {low}, now {now_low})\n{}",
         broker.log_tail()
     );
     assert!(broker.log().contains("retention deleted segments"));

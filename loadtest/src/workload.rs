@@ -449,7 +449,8 @@ tenants:
                 "fixed-rate-latency",
                 "many-tenants",
                 "max-throughput",
-                "noisy-neighbour"
+                "noisy-neighbour",
+                "quota-cell"
             ]
         );
         let fixed = Workload::from_file(&dir.join("fixed-rate-latency.yaml")).unwrap();
