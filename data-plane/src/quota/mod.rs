@@ -31,6 +31,9 @@ pub const SHARE_TTL: Duration = Duration::from_secs(5);
 /// How often usage is measured, reported and backpressure recomputed.
 pub const PERIOD: Duration = Duration::from_secs(1);
 
+/// Quiet periods in a row after which a throttled tenant is logged as no longer throttled.
+const QUIET_PERIODS_TO_CLEAR: u32 = 3;
+
 /// Broker-wide backpressure starts when total usage passes this fraction of the limit.
 const BACKPRESSURE_AT: f64 = 0.9;
 
@@ -152,6 +155,8 @@ struct TenantState {
     throttled_in_period: PerKind<bool>,
     /// Since when the tenant has been throttled, per kind (for the INFO lines).
     throttled_since: PerKind<Option<Instant>>,
+    /// Periods in a row without throttling, per kind.
+    quiet_periods: PerKind<u32>,
     period_start: Instant,
     /// Active brokers the limits are split over.
     brokers: usize,
@@ -419,6 +424,7 @@ impl TenantState {
             last_rates: [0.0; 3],
             throttled_in_period: [false; 3],
             throttled_since: [None; 3],
+            quiet_periods: [0; 3],
             period_start: now,
             brokers: 1,
             attempts: None,
@@ -512,7 +518,17 @@ impl TenantState {
         };
         for kind in QuotaKind::ALL {
             let k = kind as usize;
-            if let (false, Some(since)) = (self.throttled_in_period[k], self.throttled_since[k]) {
+            self.quiet_periods[k] = if self.throttled_in_period[k] {
+                0
+            } else {
+                self.quiet_periods[k].saturating_add(1)
+            };
+            // A tenant held right at its quota is throttled in most periods, not all: only
+            // a run of quiet periods ends the throttled state, so the log does not flap.
+            if let (true, Some(since)) = (
+                self.quiet_periods[k] >= QUIET_PERIODS_TO_CLEAR,
+                self.throttled_since[k],
+            ) {
                 info!(
                     tenant = %tenant,
                     quota = kind.name(),
