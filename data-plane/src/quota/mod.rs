@@ -145,8 +145,6 @@ struct TenantState {
     share: Option<(PerKind<f64>, Instant)>,
     /// Broker-wide backpressure factor per kind (1: none).
     scale: PerKind<f64>,
-    /// The rate last applied, per kind (0: unlimited, no bucket).
-    applied: PerKind<f64>,
     buckets: PerKind<Option<TokenBucket>>,
     /// Usage since `period_start`.
     used: PerKind<f64>,
@@ -270,8 +268,9 @@ impl Quotas {
                         _ => 1.0,
                     };
                     s.apply(brokers, self.config.burst_secs, now);
-                    if s.applied[k] > 0.0 {
-                        crate::metrics::quota_rate(&q.tenant, kind, s.applied[k]);
+                    let rate = s.rate(k);
+                    if rate > 0.0 {
+                        crate::metrics::quota_rate(&q.tenant, kind, rate);
                     }
                 });
             }
@@ -408,7 +407,7 @@ impl TenantQuota {
 
     /// The rate currently enforced for `kind` (0: unlimited).
     pub fn rate(&self, kind: QuotaKind) -> f64 {
-        self.update(|s| s.applied[kind as usize])
+        self.update(|s| s.rate(kind as usize))
     }
 }
 
@@ -418,7 +417,6 @@ impl TenantState {
             limits: TenantLimits::default(),
             share: None,
             scale: [1.0; 3],
-            applied: [0.0; 3],
             buckets: [None, None, None],
             used: [0.0; 3],
             last_rates: [0.0; 3],
@@ -429,6 +427,11 @@ impl TenantState {
             brokers: 1,
             attempts: None,
         }
+    }
+
+    /// The rate enforced for kind `k` now: its bucket's (0: unlimited, no bucket).
+    fn rate(&self, k: usize) -> f64 {
+        self.buckets[k].as_ref().map_or(0.0, TokenBucket::rate)
     }
 
     /// This broker's share of `kind` before backpressure (0: unlimited).
@@ -474,10 +477,9 @@ impl TenantState {
         for kind in QuotaKind::ALL {
             let k = kind as usize;
             let rate = self.allowed(kind, brokers);
-            if rate == self.applied[k] {
+            if rate == self.rate(k) {
                 continue;
             }
-            self.applied[k] = rate;
             self.buckets[k] = match (rate > 0.0, self.buckets[k].take()) {
                 (false, _) => None,
                 (true, Some(mut b)) => {
@@ -500,7 +502,7 @@ impl TenantState {
             info!(
                 tenant = %tenant,
                 quota = kind.name(),
-                rate = self.applied[k] as u64,
+                rate = self.rate(k) as u64,
                 "tenant is being throttled"
             );
         }
