@@ -79,13 +79,6 @@ print(f"\nResults, logs and plots: `{out}`.")
 PY
 cat "$OUT/report.md"
 if [ "$RECORD" = 1 ]; then
-  python3 - "$OUT/report.md" <<'PY'
-import sys
-section = open(sys.argv[1]).read().rstrip() + "\n\n"
-doc = open("BENCHMARKS.md").read()
-i = doc.find("\n## ")
-doc = doc[: i + 1] + section + doc[i + 1 :] if i >= 0 else doc + "\n" + section
-open("BENCHMARKS.md", "w").write(doc)
-PY
-  echo "recorded in BENCHMARKS.md" >&2
+  . loadtest/record.sh
+  record_section "$OUT/report.md"
 fi
