@@ -5,10 +5,11 @@
 //! which takes its metadata from the cell's controller quorum and replicates
 //! partitions with the other brokers (on shutdown it first moves its leaderships away).
 //!
-//! A cell broker has two listeners: PLAINTEXT (`--listen`), where the cell's brokers
-//! replicate (and, with `--tenant`, one logical cluster's clients connect without
-//! authentication: local development only), and SASL_PLAINTEXT (`--sasl-listen`), where
-//! tenants' clients authenticate with an API key and are bound to its cluster.
+//! A cell broker has up to three listeners: PLAINTEXT (`--listen`), where the cell's
+//! brokers replicate (and, with `--tenant`, one logical cluster's clients connect without
+//! authentication: local development only), SASL_PLAINTEXT (`--sasl-listen`), where
+//! tenants' clients authenticate with an API key and are bound to its cluster, and
+//! SASL_SSL (`--sasl-ssl-listen` with `--tls-cert` and `--tls-key`), the same over TLS.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -71,8 +72,8 @@ pub struct BrokerArgs {
     /// How often retention runs, in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     retention_check_ms: u64,
-    /// Write the bound address to this file once listening (for scripts and tests); a
-    /// second line `sasl=ADDR` gives the SASL listener's.
+    /// Write the bound address to this file once listening (for scripts and tests); more
+    /// lines `sasl=ADDR` and `sasl_ssl=ADDR` give the SASL listeners'.
     #[arg(long)]
     port_file: Option<PathBuf>,
     /// The cell's controller voters (gRPC `HOST:PORT`, comma-separated): run as a broker
@@ -92,6 +93,24 @@ pub struct BrokerArgs {
     /// Host and port advertised for the SASL listener; defaults to its bound address.
     #[arg(long, requires = "sasl_listen")]
     advertised_sasl_listener: Option<String>,
+    /// Address of the SASL_SSL listener for tenants' clients (cell brokers; needs
+    /// `--tls-cert` and `--tls-key`).
+    #[arg(long, requires_all = ["controllers", "tls_cert", "tls_key"])]
+    sasl_ssl_listen: Option<SocketAddr>,
+    /// Host and port advertised for the SASL_SSL listener; defaults to its bound address.
+    /// The host must be one the certificate names.
+    #[arg(long, requires = "sasl_ssl_listen")]
+    advertised_sasl_ssl_listener: Option<String>,
+    /// PEM file with the SASL_SSL listener's certificate chain (the broker's certificate
+    /// first). Read once at start-up.
+    #[arg(long, requires = "sasl_ssl_listen")]
+    tls_cert: Option<PathBuf>,
+    /// PEM file with the private key of `--tls-cert`.
+    #[arg(long, requires = "sasl_ssl_listen")]
+    tls_key: Option<PathBuf>,
+    /// A client that has not finished its TLS handshake after this long is disconnected.
+    #[arg(long, default_value_t = data_plane::config::DEFAULT_TLS_HANDSHAKE_TIMEOUT.as_millis() as u64)]
+    tls_handshake_timeout_ms: u64,
     /// Heartbeat interval to the controller, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     heartbeat_ms: u64,
@@ -122,6 +141,17 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    // Certificates are checked before anything binds or opens, so a bad one fails fast.
+    let tls = match (args.sasl_ssl_listen, &args.tls_cert, &args.tls_key) {
+        (Some(addr), Some(cert), Some(key)) => {
+            let acceptor = data_plane::tls::acceptor(cert, key)?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--sasl-ssl-listen)"))?;
+            Some((listener, acceptor))
+        }
+        _ => None,
+    };
     let admin = crate::admin_http::bind(args.metrics_listen, "broker").await?;
     let mut config = BrokerConfig::standalone(&args.data_dir);
     config.node_id = args.node_id;
@@ -147,6 +177,15 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
             "--advertised-sasl-listener",
         )?);
     }
+    if let Some((l, _)) = &tls {
+        config.sasl_ssl_advertised = Some(advertised(
+            args.advertised_sasl_ssl_listener.as_deref(),
+            l.local_addr()?,
+            "--advertised-sasl-ssl-listener",
+        )?);
+    }
+    config.tls_handshake_timeout =
+        std::time::Duration::from_millis(args.tls_handshake_timeout_ms.max(1));
     if !args.controllers.is_empty() {
         if let Some(t) = &args.tenant {
             if !data_plane::namespace::valid_tenant_id(t) {
@@ -169,10 +208,13 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open broker state in {}", args.data_dir.display()))?;
     opened.set(broker.clone());
     if let Some(path) = &args.port_file {
-        // The PLAINTEXT address, then `sasl=ADDR` when there is a SASL listener.
+        // The PLAINTEXT address, then `sasl=ADDR` and `sasl_ssl=ADDR` for the SASL listeners.
         let mut text = bound.to_string();
         if let Some(l) = &sasl_listener {
             text.push_str(&format!("\nsasl={}", l.local_addr()?));
+        }
+        if let Some((l, _)) = &tls {
+            text.push_str(&format!("\nsasl_ssl={}", l.local_addr()?));
         }
         data_plane::fsutil::write_atomic(path, text.as_bytes())?;
     }
@@ -196,6 +238,14 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
             shutdown.clone(),
         ))
     });
+    let tls_server = tls.map(|(l, acceptor)| {
+        tokio::spawn(data_plane::server::serve_tls(
+            l,
+            acceptor,
+            broker.clone(),
+            shutdown.clone(),
+        ))
+    });
     crate::wait_for_signal().await;
     info!("shutting down");
     if let Some(cell) = &broker.cell {
@@ -208,7 +258,7 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     }
     shutdown.cancel();
     let _ = server.await;
-    if let Some(s) = sasl_server {
+    for s in [sasl_server, tls_server].into_iter().flatten() {
         let _ = s.await;
     }
     if let Some(admin) = admin {

@@ -2,6 +2,8 @@
 //! plane, writes endpoints.json, serves rdkafka and kcat at the printed bootstrap, restarts
 //! a broker that is SIGKILLed (which rejoins the ISR), serves sign-up and login over REST,
 //! exits 0 on SIGTERM with every child gone, and resumes with all records after a restart.
+//! Its local CA is in endpoints.json and the banner, every SASL_SSL listener serves a
+//! certificate it signed, and a restart keeps it.
 //! Also: a taken port and a piece that cannot start are clear errors, not hangs.
 
 mod common;
@@ -300,6 +302,26 @@ async fn dev_stack_serves_clients_restarts_a_killed_broker_and_resumes_after_sig
     );
     assert!(endpoints["metrics"].is_array());
     assert_eq!(endpoints["cells"][0]["id"], "cell-1");
+    // The local CA: in endpoints.json and the banner, trusted by a TLS client of every
+    // broker's SASL_SSL listener (BASE+15..17), and the same after a restart (below).
+    let ca_path = endpoints["cells"][0]["ssl_ca_location"]
+        .as_str()
+        .expect("ssl_ca_location")
+        .to_string();
+    let ca = std::fs::read_to_string(&ca_path).expect("the CA file");
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
+    let tls: Vec<String> = (15..18)
+        .map(|i| format!("127.0.0.1:{}", base + i))
+        .collect();
+    assert_eq!(endpoints["cells"][0]["sasl_ssl_bootstrap"], tls.join(","));
+    for addr in &tls {
+        common::tls::handshake(addr, Path::new(&ca_path), "127.0.0.1")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    wait_for("the banner to name the CA", Duration::from_secs(10), || {
+        dev.output().contains(&ca_path)
+    });
     let grpc = format!("127.0.0.1:{}", base + 13);
     assert_eq!(
         endpoints["grpc"],
@@ -493,6 +515,11 @@ async fn dev_stack_serves_clients_restarts_a_killed_broker_and_resumes_after_sig
     let endpoints = dev.wait_endpoints();
     let bootstrap = self::bootstrap(&endpoints);
     assert_eq!(read_back(&bootstrap), want);
+    assert_eq!(
+        std::fs::read_to_string(&ca_path).unwrap(),
+        ca,
+        "the CA clients trust is kept"
+    );
     let consumed = kcat(
         &[
             "-C",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it: `bash tests/run-all.sh`.
-# Works on a fresh Debian machine with the Rust toolchain: installs kcat and PostgreSQL
+# Works on a fresh Debian machine with the Rust toolchain: installs kcat, OpenSSL's headers and PostgreSQL
 # (Debian; a throwaway server is started for the control-plane tests and stopped after) and the
 # Python Kafka clients (PyPI, into a venv) when they are missing, builds once into a
 # target dir outside the clone, then runs formatting and lint checks, the Rust tests
@@ -27,6 +27,14 @@ if ! command -v kcat >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null
   else
     echo "kcat is missing: sudo apt-get install kcat" >&2; exit 1
+  fi
+fi
+# The SASL_SSL tests' librdkafka (rdkafka's `ssl` feature) builds against the system OpenSSL.
+if ! pkg-config --exists openssl 2>/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev pkg-config >/dev/null
+  else
+    echo "OpenSSL headers are missing: sudo apt-get install libssl-dev pkg-config" >&2; exit 1
   fi
 fi
 VENV=$CACHE/venv

@@ -169,6 +169,7 @@ async fn controller_quorum_end_to_end() {
                 zone: zone.into(),
                 kafka: endpoint(9090 + id as u32),
                 sasl: None,
+                sasl_ssl: None,
             })
             .await
             .unwrap();
@@ -187,6 +188,7 @@ async fn controller_quorum_end_to_end() {
             zone: "zone-a".into(),
             kafka: endpoint(9091),
             sasl: None,
+            sasl_ssl: None,
         })
         .await
         .unwrap();
@@ -530,6 +532,7 @@ async fn controller_quorum_end_to_end() {
             zone: "zone-c".into(),
             kafka: endpoint(9093),
             sasl: None,
+            sasl_ssl: None,
         })
         .await
         .unwrap();

@@ -2,7 +2,8 @@
 //!
 //! - PROVISIONING: place it (see [`crate::placement`]), record the cell *before* asking
 //!   it, `CreateLogicalCluster` with the plan's limits (idempotent by cluster id), record
-//!   the bootstrap from `CellLoad.sasl_bootstrap`, and go PROVISIONED; then push its keys.
+//!   the bootstraps from `CellLoad.sasl_bootstrap` and `sasl_ssl_bootstrap` (tenants are
+//!   shown SASL_SSL when the cell has it), and go PROVISIONED; then push its keys.
 //!   Failures retry with capped exponential backoff; past the provisioning timeout the
 //!   cluster goes FAILED with the last reason.
 //! - PROVISIONED with a new kind or CKU count: `CreateLogicalCluster` again with the new
@@ -245,18 +246,28 @@ async fn provision(store: &Store, prov: &Provisioner, c: &Cluster) -> Result<()>
         }
     };
     // Tenants' clients authenticate: they bootstrap from the brokers' SASL listeners.
-    let bootstrap: Vec<String> = load
-        .sasl_bootstrap
-        .iter()
-        .map(|e| format!("{}:{}", e.host, e.port))
-        .collect();
+    // SASL_PLAINTEXT is required (the control plane's own Kafka clients use it inside the
+    // network); SASL_SSL is recorded when the brokers have it, and shown to tenants.
+    let joined = |endpoints: &[proto::cell::v1::Endpoint]| {
+        endpoints
+            .iter()
+            .map(|e| format!("{}:{}", e.host, e.port))
+            .collect::<Vec<_>>()
+    };
+    let bootstrap = joined(&load.sasl_bootstrap);
+    let ssl_bootstrap = joined(&load.sasl_ssl_bootstrap);
     if bootstrap.is_empty() {
         return Err(Error::Unavailable(format!(
             "cell {cell_id} has no active broker with a SASL listener to bootstrap from"
         )));
     }
     if store
-        .mark_provisioned(&c.id, c.spec_generation, &bootstrap.join(","))
+        .mark_provisioned_tls(
+            &c.id,
+            c.spec_generation,
+            &bootstrap.join(","),
+            &ssl_bootstrap.join(","),
+        )
         .await?
     {
         tracing::info!(cluster = %c.id, cell = %cell_id, "cluster PROVISIONED");

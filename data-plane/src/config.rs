@@ -27,6 +27,10 @@ pub struct BrokerConfig {
     /// The SASL listener's advertised (host, port), when the broker has one (a cell
     /// broker's tenants connect there).
     pub sasl_advertised: Option<(String, u16)>,
+    /// The SASL_SSL listener's advertised (host, port), when the broker has one.
+    pub sasl_ssl_advertised: Option<(String, u16)>,
+    /// Longest a client's TLS handshake may take (SASL_SSL); past it the connection closes.
+    pub tls_handshake_timeout: Duration,
     /// Root directory for partition logs and broker state.
     pub data_dir: PathBuf,
     /// Largest request frame accepted (`socket.request.max.bytes`); bigger closes the connection.
@@ -68,6 +72,8 @@ impl BrokerConfig {
             advertised_host: "127.0.0.1".to_string(),
             advertised_port: 0,
             sasl_advertised: None,
+            sasl_ssl_advertised: None,
+            tls_handshake_timeout: DEFAULT_TLS_HANDSHAKE_TIMEOUT,
             data_dir: data_dir.into(),
             max_request_bytes: 100 * 1024 * 1024,
             fetch_max_bytes: 57_671_680,
@@ -118,6 +124,9 @@ pub struct LogConfig {
     #[serde(default = "default_preallocate_bytes")]
     pub preallocate_bytes: u64,
 }
+
+/// How long a client gets to finish its TLS handshake by default.
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Default of [`LogConfig::preallocate_bytes`].
 pub const DEFAULT_PREALLOCATE_BYTES: u64 = 4 * 1024 * 1024;

@@ -12,7 +12,11 @@
 //! A malformed or oversized frame closes the connection with a log line; nothing here
 //! panics on input.
 //!
-//! On the SASL listener a connection must authenticate (SaslHandshake, SaslAuthenticate,
+//! The connection is generic over its two halves: a TCP stream's (PLAINTEXT,
+//! SASL_PLAINTEXT) or a TLS stream's (SASL_SSL, after [`crate::tls`]'s handshake); nothing
+//! here knows which.
+//!
+//! On the SASL listeners a connection must authenticate (SaslHandshake, SaslAuthenticate,
 //! answered here rather than by a handler since they change the session) before any
 //! other request but ApiVersions; it is then bound to its key's logical cluster, and
 //! closed as soon as that key is revoked ([`crate::auth`]).
@@ -26,9 +30,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
@@ -51,6 +53,18 @@ pub enum Listener {
     Plaintext,
     /// SASL_PLAINTEXT: tenants' clients, each connection bound to its key's cluster.
     Sasl,
+    /// SASL_SSL: the same as SASL_PLAINTEXT, over TLS.
+    SaslSsl,
+}
+
+impl Listener {
+    /// Whether clients must authenticate with SASL before anything but ApiVersions.
+    pub fn authenticates(self) -> bool {
+        match self {
+            Listener::Plaintext => false,
+            Listener::Sasl | Listener::SaslSsl => true,
+        }
+    }
 }
 
 /// Who is on the other end of a connection; handlers read it, never the socket.
@@ -76,17 +90,19 @@ impl Session {
             peer,
             connection_id,
             listener,
-            tenant: match listener {
-                Listener::Plaintext => broker.plaintext_tenant.clone(),
-                Listener::Sasl => None,
+            tenant: if listener.authenticates() {
+                None
+            } else {
+                broker.plaintext_tenant.clone()
             },
             principal: None,
-            quota: match listener {
-                Listener::Plaintext => broker
+            quota: if listener.authenticates() {
+                None
+            } else {
+                broker
                     .plaintext_tenant
                     .as_ref()
-                    .map(|t| broker.quotas.tenant(t)),
-                Listener::Sasl => None,
+                    .map(|t| broker.quotas.tenant(t))
             },
             connection_slot: None,
         }
@@ -107,15 +123,18 @@ struct Outgoing {
     egress: Option<Arc<TenantQuota>>,
 }
 
-/// Serve one connection until the peer closes it, it misbehaves, or `shutdown` fires.
-pub async fn serve_connection(
+/// Serve one connection, given the two halves of its stream, until the peer closes it,
+/// it misbehaves, or `shutdown` fires.
+pub async fn serve_connection<R, W>(
     broker: Arc<Broker>,
-    stream: TcpStream,
+    reader: R,
+    writer: W,
     session: Session,
     shutdown: CancellationToken,
-) {
-    let _ = stream.set_nodelay(true);
-    let (reader, writer) = stream.into_split();
+) where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (tx, rx) = mpsc::channel(broker.config.max_in_flight_per_connection.max(1));
     let span = tracing::info_span!(
         "conn",
@@ -147,9 +166,9 @@ pub async fn serve_connection(
     let _ = writer_task.await;
 }
 
-async fn read_requests(
+async fn read_requests<R: AsyncRead + Unpin>(
     broker: &Arc<Broker>,
-    mut reader: OwnedReadHalf,
+    mut reader: R,
     session: &mut Session,
     tx: mpsc::Sender<Outgoing>,
     shutdown: &CancellationToken,
@@ -157,9 +176,10 @@ async fn read_requests(
     mute: &Mute,
 ) -> Result<(), String> {
     let max = broker.config.max_request_bytes;
-    let mut sasl = match session.listener {
-        Listener::Plaintext => SaslState::Done,
-        Listener::Sasl => SaslState::Start,
+    let mut sasl = if session.listener.authenticates() {
+        SaslState::Start
+    } else {
+        SaslState::Done
     };
     // Metadata changes wake an authenticated connection to re-check its key.
     let mut image_rx = broker.cell.as_ref().map(|c| c.subscribe_image());
@@ -329,7 +349,11 @@ fn unsupported_api_versions() -> ApiVersionsResponse {
     resp
 }
 
-async fn write_replies(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, mute: Arc<Mute>) {
+async fn write_replies<W: AsyncWrite + Unpin>(
+    writer: W,
+    mut rx: mpsc::Receiver<Outgoing>,
+    mute: Arc<Mute>,
+) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     while let Some(out) = rx.recv().await {
         let mut body = match out.reply {

@@ -4,7 +4,7 @@
 //! ([`auth`]), every request authorized ([`authz`])).
 //!
 //! Request flow (see `ARCHITECTURE.md`): [`server`] accepts connections on a pre-bound
-//! listener -> [`connection`] reads length-prefixed frames under a hard size bound ->
+//! listener (on SASL_SSL, [`tls`] does the handshake first) -> [`connection`] reads length-prefixed frames under a hard size bound ->
 //! [`codec`] decodes them with the `kafka-protocol` crate -> [`handler`] dispatches each
 //! request to the broker state ([`broker::Broker`]) -> responses go back in request order.
 //!
@@ -37,4 +37,5 @@ pub mod sasl;
 pub mod scram;
 pub mod server;
 pub mod throttle;
+pub mod tls;
 pub mod topic_config;

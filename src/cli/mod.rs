@@ -275,10 +275,16 @@ enum TopicCmd {
 /// Where a cluster's brokers are.
 #[derive(Args)]
 struct Bootstrap {
-    /// The cluster's Kafka bootstrap endpoint (`host:port,...`); default: the cluster's
+    /// The cluster's Kafka bootstrap endpoint (`[SASL_SSL://|SASL_PLAINTEXT://]host:port,...`,
+    /// plain `host:port` meaning SASL_PLAINTEXT); default: the cluster's
     /// `kafka_bootstrap_endpoint`, looked up with your login.
     #[arg(long, env = "TRIBUTARY_BOOTSTRAP")]
     bootstrap: Option<String>,
+    /// The CA certificate (PEM) that signed the brokers' certificates, for a SASL_SSL
+    /// endpoint (`tributary dev` prints where its CA is: DATA_DIR/tls/ca.pem); default: the
+    /// system's trusted CAs.
+    #[arg(long, env = "TRIBUTARY_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -788,6 +794,7 @@ async fn stream_target(
     };
     Ok(stream::Target {
         bootstrap,
+        ca_file: endpoint.ca_file.clone(),
         api_key: key.api_key.clone(),
         api_secret: key.api_secret.clone(),
     })

@@ -1,5 +1,5 @@
 //! `kafka topic produce` and `kafka topic consume`: the CLI as a Kafka client (rdkafka) of
-//! a cluster's SASL_PLAINTEXT bootstrap, with a cluster API key as the SASL/PLAIN user and
+//! a cluster's SASL_SSL or SASL_PLAINTEXT bootstrap, with a cluster API key as the SASL/PLAIN user and
 //! secret, as the `confluent` CLI does.
 //!
 //! Produce reads records from stdin, one per line (a line is at most [`MAX_LINE_BYTES`]; a
@@ -38,25 +38,44 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Where and as whom to connect.
 pub struct Target {
-    /// `host:port,...` (a `SASL_PLAINTEXT://` prefix is dropped).
+    /// `[SASL_SSL://|SASL_PLAINTEXT://]host:port,...` (no prefix: SASL_PLAINTEXT).
     pub bootstrap: String,
+    /// The CA for a SASL_SSL endpoint (none: the system's).
+    pub ca_file: Option<std::path::PathBuf>,
     pub api_key: String,
     pub api_secret: String,
 }
 
+/// The security protocol and the `host:port,...` list of a bootstrap endpoint.
+fn split_endpoint(endpoint: &str) -> anyhow::Result<(&'static str, &str)> {
+    match endpoint.split_once("://") {
+        None => Ok(("SASL_PLAINTEXT", endpoint)),
+        Some(("SASL_PLAINTEXT", hosts)) => Ok(("SASL_PLAINTEXT", hosts)),
+        Some(("SASL_SSL", hosts)) => Ok(("SASL_SSL", hosts)),
+        Some((other, _)) => bail!(
+            "bootstrap {endpoint:?}: protocol {other} is not one a cluster API key can use \
+             (SASL_SSL or SASL_PLAINTEXT)"
+        ),
+    }
+}
+
 impl Target {
-    fn config(&self) -> ClientConfig {
+    fn config(&self) -> anyhow::Result<ClientConfig> {
+        let (protocol, hosts) = split_endpoint(&self.bootstrap)?;
         let mut c = ClientConfig::new();
-        c.set(
-            "bootstrap.servers",
-            self.bootstrap.trim_start_matches("SASL_PLAINTEXT://"),
-        )
-        .set("security.protocol", "SASL_PLAINTEXT")
-        .set("sasl.mechanisms", "PLAIN")
-        .set("sasl.username", &self.api_key)
-        .set("sasl.password", &self.api_secret)
-        .set("client.id", "tributary-cli");
-        c
+        c.set("bootstrap.servers", hosts)
+            .set("security.protocol", protocol);
+        if let (true, Some(ca)) = (protocol == "SASL_SSL", &self.ca_file) {
+            if !ca.is_file() {
+                bail!("CA file {} does not exist (--ca-file)", ca.display());
+            }
+            c.set("ssl.ca.location", ca.to_string_lossy());
+        }
+        c.set("sasl.mechanisms", "PLAIN")
+            .set("sasl.username", &self.api_key)
+            .set("sasl.password", &self.api_secret)
+            .set("client.id", "tributary-cli");
+        Ok(c)
     }
 }
 
@@ -148,7 +167,7 @@ pub async fn produce(
         bail!("--delimiter must not be empty with --parse-key");
     }
     let producer: FutureProducer = target
-        .config()
+        .config()?
         .set("acks", "all")
         .set(
             "message.timeout.ms",
@@ -219,7 +238,7 @@ fn memchr(needle: &[u8], haystack: &[u8]) -> Option<usize> {
 
 /// Consumes `topic` and prints its records; answers how many were printed.
 pub async fn consume(target: &Target, topic: &str, opts: &ConsumeOptions) -> anyhow::Result<u64> {
-    let mut config = target.config();
+    let mut config = target.config()?;
     config.set("enable.partition.eof", "false").set(
         "auto.offset.reset",
         if opts.from_beginning {
@@ -335,6 +354,24 @@ fn assign_every_partition(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_name_their_protocol() {
+        assert_eq!(
+            split_endpoint("h:1,h:2").unwrap(),
+            ("SASL_PLAINTEXT", "h:1,h:2")
+        );
+        assert_eq!(
+            split_endpoint("SASL_PLAINTEXT://h:1").unwrap(),
+            ("SASL_PLAINTEXT", "h:1")
+        );
+        assert_eq!(
+            split_endpoint("SASL_SSL://h:1").unwrap(),
+            ("SASL_SSL", "h:1")
+        );
+        let err = split_endpoint("PLAINTEXT://h:1").unwrap_err().to_string();
+        assert!(err.contains("SASL_SSL or SASL_PLAINTEXT"), "{err}");
+    }
 
     #[test]
     fn lines_are_split_and_bounded() {

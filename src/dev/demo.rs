@@ -25,10 +25,18 @@ pub struct Demo {
     pub email: String,
     pub password: String,
     pub cluster: String,
-    /// `HOST:PORT,...` of the cluster's SASL_PLAINTEXT listeners.
+    /// `HOST:PORT,...` of the cluster's bootstrap listeners.
     pub bootstrap: String,
+    /// Their protocol: `SASL_SSL` (with the stack's CA) or `SASL_PLAINTEXT` (a `demo.json`
+    /// written before the dev stack had TLS listeners).
+    #[serde(default = "sasl_plaintext")]
+    pub security_protocol: String,
     pub api_key: String,
     pub api_secret: String,
+}
+
+fn sasl_plaintext() -> String {
+    "SASL_PLAINTEXT".to_string()
 }
 
 fn demo_path(data_dir: &Path) -> PathBuf {
@@ -82,7 +90,7 @@ pub async fn ensure(rest: &str, data_dir: &Path) -> anyhow::Result<Demo> {
         .call(Method::POST, "/cmk/v2/clusters", &auth, Some(&spec))
         .await?;
     let cluster_id = str_at(&cluster, "/id")?;
-    let bootstrap = wait_provisioned(&api, &auth, &cluster_id).await?;
+    let (security_protocol, bootstrap) = wait_provisioned(&api, &auth, &cluster_id).await?;
     let key = json!({"spec": {
         "display_name": "demo",
         "owner": {"id": user_id},
@@ -96,6 +104,7 @@ pub async fn ensure(rest: &str, data_dir: &Path) -> anyhow::Result<Demo> {
         password,
         cluster: cluster_id,
         bootstrap,
+        security_protocol,
         api_key: str_at(&key, "/id")?,
         api_secret: str_at(&key, "/spec/secret")?,
     };
@@ -103,8 +112,12 @@ pub async fn ensure(rest: &str, data_dir: &Path) -> anyhow::Result<Demo> {
     Ok(demo)
 }
 
-/// Poll the cluster until it is PROVISIONED; answers its bootstrap without the scheme.
-async fn wait_provisioned(api: &Client, auth: &Auth<'_>, id: &str) -> anyhow::Result<String> {
+/// Poll the cluster until it is PROVISIONED; answers its bootstrap's protocol and hosts.
+async fn wait_provisioned(
+    api: &Client,
+    auth: &Auth<'_>,
+    id: &str,
+) -> anyhow::Result<(String, String)> {
     let deadline = Instant::now() + PROVISION_TIMEOUT;
     loop {
         let c = api
@@ -113,8 +126,10 @@ async fn wait_provisioned(api: &Client, auth: &Auth<'_>, id: &str) -> anyhow::Re
         match c.pointer("/status/phase").and_then(Value::as_str) {
             Some("PROVISIONED") => {
                 let endpoint = str_at(&c, "/spec/kafka_bootstrap_endpoint")?;
-                let hosts = endpoint.split_once("://").map_or(&*endpoint, |(_, h)| h);
-                return Ok(hosts.to_string());
+                let (protocol, hosts) = endpoint
+                    .split_once("://")
+                    .unwrap_or(("SASL_PLAINTEXT", &endpoint));
+                return Ok((protocol.to_string(), hosts.to_string()));
             }
             Some("FAILED") => bail!("the demo cluster {id} failed to provision: {c}"),
             _ if Instant::now() > deadline => {
@@ -146,18 +161,27 @@ fn save(path: &Path, demo: &Demo) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The kcat flags that authenticate as the demo tenant.
-pub fn kcat_auth(demo: &Demo) -> String {
+/// The kcat flags that authenticate as the demo tenant (over TLS: trusting the stack's CA,
+/// `DATA_DIR/tls/ca.pem`).
+pub fn kcat_auth(demo: &Demo, data_dir: &Path) -> String {
+    let tls = if demo.security_protocol == "SASL_SSL" {
+        format!(
+            " -X ssl.ca.location={}",
+            super::tls::ca_path(data_dir).display()
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "-b {} -X security.protocol=SASL_PLAINTEXT -X sasl.mechanisms=PLAIN \
+        "-b {} -X security.protocol={}{tls} -X sasl.mechanisms=PLAIN \
          -X sasl.username={} -X sasl.password={}",
-        demo.bootstrap, demo.api_key, demo.api_secret
+        demo.bootstrap, demo.security_protocol, demo.api_key, demo.api_secret
     )
 }
 
 /// Lines for the banner: the demo tenant and kcat commands that work as printed.
 pub fn banner(demo: &Demo, data_dir: &Path) -> Vec<String> {
-    let auth = kcat_auth(demo);
+    let auth = kcat_auth(demo, data_dir);
     vec![
         format!(
             "Demo tenant: {} (cluster {}, API key {}; password and secret in {})",

@@ -2,7 +2,9 @@
 //! (this executable again, with a subcommand), supervised:
 //!
 //! 1. one controller voter of cell `cell-1` (`tributary controller`),
-//! 2. three brokers of that cell in zones a, b, c (`tributary broker --controllers`),
+//! 2. three brokers of that cell in zones a, b, c (`tributary broker --controllers`), with
+//!    SASL_SSL listeners whose certificate comes from a local CA made at first start
+//!    ([`tls`], kept in `DATA_DIR/tls/`),
 //! 3. the `lkc-local` logical cluster their PLAINTEXT listeners serve (created idempotently),
 //! 4. the control plane on SQLite (`tributary control-plane --cell cell-1=...`).
 //!
@@ -13,6 +15,7 @@
 mod demo;
 mod status;
 mod supervisor;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -61,12 +64,14 @@ Ports, from --port-base (BASE, default 9092), all on 127.0.0.1:
   BASE+10 .. BASE+12 SASL_PLAINTEXT listeners of brokers 1, 2, 3 (9102, 9103, 9104)
   BASE+13            control plane gRPC API (9105)
   BASE+14            metrics of the control plane (9106)
-  BASE+15 .. BASE+19 reserved
+  BASE+15 .. BASE+17 SASL_SSL listeners of brokers 1, 2, 3 (9107, 9108, 9109)
+  BASE+18 .. BASE+19 reserved
 Two stacks side by side need bases at least 20 apart, e.g. --port-base 19092.
 
 Files under DATA_DIR: controller-1/, broker-{1,2,3}/, control-plane/ (SQLite),
-logs/<piece>.log (each process's output), endpoints.json (written once everything is ready,
-removed on a clean exit).";
+logs/<piece>.log (each process's output), tls/ (the local CA: ca.pem is what SASL_SSL
+clients trust; made at first start, then reused), endpoints.json (written once everything
+is ready, removed on a clean exit).";
 
 #[derive(Args)]
 #[command(after_long_help = PORT_HELP)]
@@ -91,6 +96,8 @@ struct Layout {
     brokers: Vec<SocketAddr>,
     /// The brokers' SASL_PLAINTEXT listeners (tenants with API keys).
     sasl: Vec<SocketAddr>,
+    /// The brokers' SASL_SSL listeners (the same over TLS).
+    sasl_ssl: Vec<SocketAddr>,
     controller: SocketAddr,
     rest: SocketAddr,
     operator: SocketAddr,
@@ -113,6 +120,7 @@ impl Layout {
         Ok(Layout {
             brokers: (0..BROKERS.len() as u16).map(at).collect(),
             sasl: (0..BROKERS.len() as u16).map(|i| at(10 + i)).collect(),
+            sasl_ssl: (0..BROKERS.len() as u16).map(|i| at(15 + i)).collect(),
             controller: at(3),
             rest: at(4),
             operator: at(5),
@@ -150,6 +158,12 @@ impl Layout {
                 .zip(&self.sasl)
                 .map(|((id, _), a)| (format!("broker {id} (SASL)"), *a)),
         );
+        v.extend(
+            BROKERS
+                .iter()
+                .zip(&self.sasl_ssl)
+                .map(|((id, _), a)| (format!("broker {id} (SASL_SSL)"), *a)),
+        );
         v.push(("the controller".into(), self.controller));
         v.push(("the control plane".into(), self.rest));
         v.push(("the operator API".into(), self.operator));
@@ -170,6 +184,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let _lock = lock_data_dir(&data_dir)?;
+    let certs = tls::ensure(&data_dir.join(tls::DIR))?;
     let endpoints_path = data_dir.join("endpoints.json");
     match std::fs::remove_file(&endpoints_path) {
         Ok(()) => {}
@@ -195,6 +210,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         logs,
         run_dir,
         layout,
+        certs,
         shared,
         events,
         handles: Vec::new(),
@@ -237,6 +253,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                 endpoints["demo"] = json!({
                     "cluster": d.cluster,
                     "bootstrap": d.bootstrap,
+                    "security_protocol": d.security_protocol,
                     "api_key": d.api_key,
                 });
                 write_endpoints(&endpoints_path, &endpoints)?;
@@ -283,6 +300,7 @@ struct Stack {
     logs: PathBuf,
     run_dir: PathBuf,
     layout: Layout,
+    certs: tls::DevCerts,
     shared: Arc<Shared>,
     events: mpsc::UnboundedReceiver<Event>,
     handles: Vec<Handle>,
@@ -367,6 +385,7 @@ impl Stack {
             let name = format!("broker-{id}");
             let listen = self.layout.brokers[i].to_string();
             let sasl = self.layout.sasl[i].to_string();
+            let sasl_ssl = self.layout.sasl_ssl[i].to_string();
             self.status
                 .say(&format!("starting {name} ({zone}) on {listen}"));
             let piece = self.piece(
@@ -379,6 +398,12 @@ impl Stack {
                     listen,
                     "--sasl-listen".into(),
                     sasl,
+                    "--sasl-ssl-listen".into(),
+                    sasl_ssl,
+                    "--tls-cert".into(),
+                    self.certs.cert.display().to_string(),
+                    "--tls-key".into(),
+                    self.certs.key.display().to_string(),
                     "--controllers".into(),
                     controller.clone(),
                     "--zone".into(),
@@ -557,13 +582,15 @@ impl Stack {
         let brokers: Vec<Value> = BROKERS
             .iter()
             .zip(self.layout.brokers.iter().zip(&self.layout.sasl))
-            .map(|((id, zone), (addr, sasl))| {
+            .zip(&self.layout.sasl_ssl)
+            .map(|(((id, zone), (addr, sasl)), sasl_ssl)| {
                 let name = format!("broker-{id}");
                 json!({
                     "id": id,
                     "zone": zone,
                     "kafka": addr.to_string(),
                     "sasl": sasl.to_string(),
+                    "sasl_ssl": sasl_ssl.to_string(),
                     "pid": self.shared.pid(&name),
                     "log": self.log_of(&name),
                 })
@@ -571,6 +598,8 @@ impl Stack {
             .collect();
         let bootstrap: Vec<String> = self.layout.brokers.iter().map(|a| a.to_string()).collect();
         let sasl_bootstrap: Vec<String> = self.layout.sasl.iter().map(|a| a.to_string()).collect();
+        let sasl_ssl_bootstrap: Vec<String> =
+            self.layout.sasl_ssl.iter().map(|a| a.to_string()).collect();
         let processes: BTreeMap<&str, Value> = self
             .handles
             .iter()
@@ -591,6 +620,8 @@ impl Stack {
                 "logical_cluster": TENANT,
                 "bootstrap": bootstrap.join(","),
                 "sasl_bootstrap": sasl_bootstrap.join(","),
+                "sasl_ssl_bootstrap": sasl_ssl_bootstrap.join(","),
+                "ssl_ca_location": self.certs.ca,
                 "brokers": brokers,
             }],
             "metrics": self.layout.metrics_urls(),
@@ -685,6 +716,16 @@ fn print_banner(endpoints: &Value, path: &Path, data_dir: &Path) {
         out,
         "  SASL bootstrap    {}   (SASL_PLAINTEXT, API key and secret of a cluster)",
         cell["sasl_bootstrap"].as_str().unwrap_or_default()
+    );
+    let _ = writeln!(
+        out,
+        "  TLS bootstrap     {}   (SASL_SSL, the same key and secret)",
+        cell["sasl_ssl_bootstrap"].as_str().unwrap_or_default()
+    );
+    let _ = writeln!(
+        out,
+        "  CA certificate    {}   (ssl.ca.location for SASL_SSL clients)",
+        cell["ssl_ca_location"].as_str().unwrap_or_default()
     );
     if let Some(brokers) = cell["brokers"].as_array() {
         for b in brokers {

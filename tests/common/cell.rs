@@ -15,6 +15,7 @@ use proto::cell::v1::{
 };
 use sha2::{Digest, Sha256};
 
+use super::tls::TestCa;
 use super::{sigterm_and_wait, BrokerProcess};
 
 /// The logical cluster the brokers' unauthenticated PLAINTEXT listeners serve
@@ -145,7 +146,20 @@ pub struct Cell {
     pub brokers: Vec<BrokerProcess>,
     /// Voter addresses, comma-separated (the brokers' `--controllers`).
     pub controllers: String,
+    /// The CA of the brokers' SASL_SSL certificate, for a cell started with TLS.
+    pub tls: Option<TestCa>,
     _tmp: tempfile::TempDir,
+}
+
+/// Which listeners a cell's brokers serve clients on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Clients {
+    /// PLAINTEXT, bound to [`TENANT`] without authentication.
+    Plaintext,
+    /// SASL_PLAINTEXT.
+    Sasl,
+    /// SASL_PLAINTEXT and SASL_SSL.
+    SaslSsl,
 }
 
 impl Cell {
@@ -156,7 +170,13 @@ impl Cell {
         controller_args: &[&str],
         broker_args: &[&str],
     ) -> Cell {
-        Self::start_with(voters, brokers, controller_args, broker_args, false)
+        Self::start_with(
+            voters,
+            brokers,
+            controller_args,
+            broker_args,
+            Clients::Plaintext,
+        )
     }
 
     /// Like [`Cell::start`], with brokers that serve tenants on a SASL_PLAINTEXT
@@ -167,7 +187,24 @@ impl Cell {
         controller_args: &[&str],
         broker_args: &[&str],
     ) -> Cell {
-        Self::start_with(voters, brokers, controller_args, broker_args, true)
+        Self::start_with(voters, brokers, controller_args, broker_args, Clients::Sasl)
+    }
+
+    /// Like [`Cell::start_sasl`], with a SASL_SSL listener on every broker as well, whose
+    /// certificate a fresh CA ([`Cell::tls`]) signed.
+    pub fn start_sasl_ssl(
+        voters: usize,
+        brokers: usize,
+        controller_args: &[&str],
+        broker_args: &[&str],
+    ) -> Cell {
+        Self::start_with(
+            voters,
+            brokers,
+            controller_args,
+            broker_args,
+            Clients::SaslSsl,
+        )
     }
 
     fn start_with(
@@ -175,8 +212,9 @@ impl Cell {
         brokers: usize,
         controller_args: &[&str],
         broker_args: &[&str],
-        sasl: bool,
+        clients: Clients,
     ) -> Cell {
+        let tls = (clients == Clients::SaslSsl).then(|| TestCa::new("tributary test CA"));
         let tmp = tempfile::tempdir().expect("tempdir");
         let addrs: Vec<String> = (0..voters).map(|_| free_addr()).collect();
         let spec = addrs
@@ -199,15 +237,22 @@ impl Cell {
         let bs = (0..brokers)
             .map(|i| {
                 let zone = format!("zone-{}", (b'a' + i as u8) as char);
-                if sasl {
-                    BrokerProcess::start_in_cell_with_sasl(
-                        i as i32 + 1,
+                let id = i as i32 + 1;
+                match (&tls, clients) {
+                    (Some(ca), _) => BrokerProcess::start_in_cell_with_sasl_ssl(
+                        id,
                         &controllers,
                         &zone,
                         broker_args,
-                    )
-                } else {
-                    BrokerProcess::start_in_cell(i as i32 + 1, &controllers, &zone, broker_args)
+                        &ca.cert,
+                        &ca.key,
+                    ),
+                    (None, Clients::Plaintext) => {
+                        BrokerProcess::start_in_cell(id, &controllers, &zone, broker_args)
+                    }
+                    (None, _) => {
+                        BrokerProcess::start_in_cell_with_sasl(id, &controllers, &zone, broker_args)
+                    }
                 }
             })
             .collect();
@@ -215,6 +260,7 @@ impl Cell {
             voters: vs,
             brokers: bs,
             controllers,
+            tls,
             _tmp: tmp,
         }
     }
@@ -247,6 +293,21 @@ impl Cell {
             .filter_map(|b| b.sasl_addr.clone())
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// Every running broker's SASL_SSL address, comma-separated.
+    pub fn sasl_ssl_bootstrap(&self) -> String {
+        self.brokers
+            .iter()
+            .filter(|b| b.is_running())
+            .filter_map(|b| b.sasl_ssl_addr.clone())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The CA file SASL_SSL clients of this cell trust.
+    pub fn ca(&self) -> &std::path::Path {
+        &self.tls.as_ref().expect("a cell started with TLS").ca
     }
 
     /// Create logical cluster `id` (as the control plane would).

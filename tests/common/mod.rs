@@ -8,6 +8,7 @@
 pub mod cell;
 pub mod clients;
 pub mod control_plane;
+pub mod tls;
 pub mod wire;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,10 @@ pub struct BrokerProcess {
     pub addr: String,
     /// The SASL_PLAINTEXT listener's address, for a cell broker started with one.
     pub sasl_addr: Option<String>,
+    /// The SASL_SSL listener's address, for a cell broker started with one.
+    pub sasl_ssl_addr: Option<String>,
+    /// `--tls-cert` and `--tls-key`, for a broker with a SASL_SSL listener.
+    tls: Option<(PathBuf, PathBuf)>,
     /// The broker id (1 for a standalone broker).
     pub node_id: i32,
     log_path: PathBuf,
@@ -32,7 +37,7 @@ pub struct BrokerProcess {
 impl BrokerProcess {
     /// Start a broker with a fresh data directory.
     pub fn start(extra_args: &[&str]) -> BrokerProcess {
-        Self::start_with(1, vec!["--standalone".to_string()], extra_args, None)
+        Self::start_with(1, vec!["--standalone".to_string()], extra_args, None, None)
     }
 
     /// Start broker `node_id` of the cell whose controller voters are `controllers`.
@@ -55,7 +60,7 @@ impl BrokerProcess {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        Self::start_with(node_id, mode, extra_args, None)
+        Self::start_with(node_id, mode, extra_args, None, None)
     }
 
     /// Start broker `node_id` of a cell with a SASL_PLAINTEXT listener as well (its
@@ -77,7 +82,44 @@ impl BrokerProcess {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        Self::start_with(node_id, mode, extra_args, Some("127.0.0.1:0".to_string()))
+        Self::start_with(
+            node_id,
+            mode,
+            extra_args,
+            Some("127.0.0.1:0".to_string()),
+            None,
+        )
+    }
+
+    /// Start broker `node_id` of a cell with SASL_PLAINTEXT and SASL_SSL listeners (the
+    /// latter serving `cert` and `key`; its address is `sasl_ssl_addr`, kept across
+    /// restarts).
+    pub fn start_in_cell_with_sasl_ssl(
+        node_id: i32,
+        controllers: &str,
+        zone: &str,
+        extra_args: &[&str],
+        cert: &Path,
+        key: &Path,
+    ) -> BrokerProcess {
+        let mode: Vec<String> = [
+            "--node-id",
+            &node_id.to_string(),
+            "--controllers",
+            controllers,
+            "--zone",
+            zone,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        Self::start_with(
+            node_id,
+            mode,
+            extra_args,
+            Some("127.0.0.1:0".to_string()),
+            Some((cert.to_path_buf(), key.to_path_buf())),
+        )
     }
 
     fn start_with(
@@ -85,6 +127,7 @@ impl BrokerProcess {
         mode_args: Vec<String>,
         extra_args: &[&str],
         sasl_addr: Option<String>,
+        tls: Option<(PathBuf, PathBuf)>,
     ) -> BrokerProcess {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
@@ -94,6 +137,8 @@ impl BrokerProcess {
             data_dir,
             addr: "127.0.0.1:0".to_string(),
             sasl_addr,
+            sasl_ssl_addr: tls.as_ref().map(|_| "127.0.0.1:0".to_string()),
+            tls,
             node_id,
             log_path,
             mode_args,
@@ -123,6 +168,7 @@ impl BrokerProcess {
                     .into_iter()
                     .flatten(),
             )
+            .args(self.tls_args())
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--port-file")
@@ -143,8 +189,12 @@ impl BrokerProcess {
                 let mut lines = text.lines();
                 if let Some(addr) = lines.next().filter(|a| !a.trim().is_empty()) {
                     self.addr = addr.trim().to_string();
-                    if let Some(sasl) = lines.find_map(|l| l.strip_prefix("sasl=")) {
-                        self.sasl_addr = Some(sasl.trim().to_string());
+                    for line in lines {
+                        if let Some(sasl) = line.strip_prefix("sasl=") {
+                            self.sasl_addr = Some(sasl.trim().to_string());
+                        } else if let Some(ssl) = line.strip_prefix("sasl_ssl=") {
+                            self.sasl_ssl_addr = Some(ssl.trim().to_string());
+                        }
                     }
                     return;
                 }
@@ -165,6 +215,21 @@ impl BrokerProcess {
                 self.log_tail()
             );
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `--sasl-ssl-listen ADDR --tls-cert PEM --tls-key PEM`, when the broker has TLS.
+    fn tls_args(&self) -> Vec<std::ffi::OsString> {
+        match (&self.tls, &self.sasl_ssl_addr) {
+            (Some((cert, key)), Some(addr)) => vec![
+                "--sasl-ssl-listen".into(),
+                addr.into(),
+                "--tls-cert".into(),
+                cert.into(),
+                "--tls-key".into(),
+                key.into(),
+            ],
+            _ => Vec::new(),
         }
     }
 

@@ -35,6 +35,7 @@ impl Controller {
             zone: req.zone.clone(),
             kafka: req.kafka.clone(),
             sasl: req.sasl.clone(),
+            sasl_ssl: req.sasl_ssl.clone(),
             state: BrokerState::Fenced as i32,
         }))];
         records.extend(partitions(elect::move_away(

@@ -176,6 +176,7 @@ impl Controller {
                 state: b.state,
                 kafka: b.kafka.clone(),
                 sasl: b.sasl.clone(),
+                sasl_ssl: b.sasl_ssl.clone(),
                 ..Default::default()
             })
             .collect();
@@ -218,6 +219,7 @@ impl Controller {
             partitions,
             bootstrap: active.iter().filter_map(|b| b.kafka.clone()).collect(),
             sasl_bootstrap: active.iter().filter_map(|b| b.sasl.clone()).collect(),
+            sasl_ssl_bootstrap: active.iter().filter_map(|b| b.sasl_ssl.clone()).collect(),
             brokers,
             load,
             metadata_offset: image.offset,

@@ -49,9 +49,16 @@ pub fn shown_cku(c: &Cluster) -> Option<u32> {
     (c.kind == ClusterKind::Dedicated).then_some(c.cku)
 }
 
-/// The Kafka bootstrap a cluster shows: its cell's brokers once PROVISIONED.
+/// The Kafka bootstrap a cluster shows once PROVISIONED: its cell's SASL_SSL listeners
+/// when the cell has them, else its SASL_PLAINTEXT ones.
 pub fn bootstrap_endpoint(c: &Cluster) -> Option<String> {
-    (c.phase == Phase::Provisioned).then(|| format!("SASL_PLAINTEXT://{}", c.bootstrap))
+    (c.phase == Phase::Provisioned).then(|| {
+        if c.ssl_bootstrap.is_empty() {
+            format!("SASL_PLAINTEXT://{}", c.bootstrap)
+        } else {
+            format!("SASL_SSL://{}", c.ssl_bootstrap)
+        }
+    })
 }
 
 pub(crate) fn not_found(id: &str) -> Error {
@@ -279,4 +286,53 @@ pub async fn delete(state: &AppState, caller: &Principal, id: &str) -> Result<()
     tracing::info!(organization_id = %caller.organization_id, cluster = %id, cell = %cluster.cell_id, "cluster deleted");
     state.provisioner.wake();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provisioned(bootstrap: &str, ssl_bootstrap: &str) -> Cluster {
+        Cluster {
+            id: "lkc-1".into(),
+            organization_id: "org-1".into(),
+            environment_id: "env-1".into(),
+            display_name: "orders".into(),
+            availability: "SINGLE_ZONE".into(),
+            cloud: "AWS".into(),
+            region: "local".into(),
+            kind: ClusterKind::Basic,
+            cku: 0,
+            plan_version: 1,
+            phase: Phase::Provisioned,
+            reason: String::new(),
+            cell_id: "cell-1".into(),
+            bootstrap: bootstrap.into(),
+            ssl_bootstrap: ssl_bootstrap.into(),
+            spec_generation: 1,
+            applied_generation: 1,
+            attempts: 0,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn tenants_are_shown_sasl_ssl_when_the_cell_has_it() {
+        let plain = provisioned("h:9102,h:9103", "");
+        assert_eq!(
+            bootstrap_endpoint(&plain).as_deref(),
+            Some("SASL_PLAINTEXT://h:9102,h:9103")
+        );
+        let tls = provisioned("h:9102,h:9103", "h:9107,h:9108");
+        assert_eq!(
+            bootstrap_endpoint(&tls).as_deref(),
+            Some("SASL_SSL://h:9107,h:9108")
+        );
+        let waiting = Cluster {
+            phase: Phase::Provisioning,
+            ..tls
+        };
+        assert_eq!(bootstrap_endpoint(&waiting), None);
+    }
 }

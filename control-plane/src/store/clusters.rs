@@ -63,8 +63,11 @@ pub struct Cluster {
     pub reason: String,
     /// Empty until placed.
     pub cell_id: String,
-    /// `host:port,host:port` from the cell; empty until provisioned.
+    /// `host:port,host:port` of the cell's SASL_PLAINTEXT listeners; empty until
+    /// provisioned.
     pub bootstrap: String,
+    /// The same for its SASL_SSL listeners; empty when the cell has none.
+    pub ssl_bootstrap: String,
     pub spec_generation: i64,
     pub applied_generation: i64,
     pub attempts: i64,
@@ -73,8 +76,8 @@ pub struct Cluster {
 }
 
 const CLUSTER_COLUMNS: &str = "id, organization_id, environment_id, display_name, availability, \
-     cloud, region, kind, cku, plan_version, phase, reason, cell_id, bootstrap, spec_generation, \
-     applied_generation, attempts, created_at, updated_at";
+     cloud, region, kind, cku, plan_version, phase, reason, cell_id, bootstrap, ssl_bootstrap, \
+     spec_generation, applied_generation, attempts, created_at, updated_at";
 
 fn cluster_from_row(row: &AnyRow) -> Result<Cluster> {
     Ok(Cluster {
@@ -93,6 +96,7 @@ fn cluster_from_row(row: &AnyRow) -> Result<Cluster> {
         reason: row.try_get("reason")?,
         cell_id: row.try_get("cell_id")?,
         bootstrap: row.try_get("bootstrap")?,
+        ssl_bootstrap: row.try_get("ssl_bootstrap")?,
         spec_generation: row.try_get("spec_generation")?,
         applied_generation: row.try_get("applied_generation")?,
         attempts: row.try_get("attempts")?,
@@ -252,7 +256,7 @@ impl Store {
             let id = short_id("lkc");
             let inserted = sqlx::query(&format!(
                 "INSERT INTO clusters ({CLUSTER_COLUMNS}, next_attempt_at) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '', '', '', 1, 0, 0, $12, $12, 0)"
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '', '', '', '', 1, 0, 0, $12, $12, 0)"
             ))
             .bind(&id)
             .bind(new.organization_id)
@@ -478,20 +482,33 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// PROVISIONING -> PROVISIONED with its bootstrap and the generation whose limits the
-    /// cell now has; `false` if the cluster is no longer PROVISIONING.
+    /// PROVISIONING -> PROVISIONED with its SASL_PLAINTEXT bootstrap and the generation
+    /// whose limits the cell now has; `false` if the cluster is no longer PROVISIONING.
     pub async fn mark_provisioned(
         &self,
         id: &str,
         generation: i64,
         bootstrap: &str,
     ) -> Result<bool> {
+        self.mark_provisioned_tls(id, generation, bootstrap, "")
+            .await
+    }
+
+    /// [`Store::mark_provisioned`] with the SASL_SSL bootstrap too (empty: none).
+    pub async fn mark_provisioned_tls(
+        &self,
+        id: &str,
+        generation: i64,
+        bootstrap: &str,
+        ssl_bootstrap: &str,
+    ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE clusters SET phase = 'PROVISIONED', bootstrap = $1, applied_generation = $2, \
-             reason = '', attempts = 0, next_attempt_at = 0, updated_at = $3 \
-             WHERE id = $4 AND phase = 'PROVISIONING'",
+            "UPDATE clusters SET phase = 'PROVISIONED', bootstrap = $1, ssl_bootstrap = $2, \
+             applied_generation = $3, reason = '', attempts = 0, next_attempt_at = 0, \
+             updated_at = $4 WHERE id = $5 AND phase = 'PROVISIONING'",
         )
         .bind(bootstrap)
+        .bind(ssl_bootstrap)
         .bind(generation)
         .bind(now_millis())
         .bind(id)

@@ -212,5 +212,6 @@ pub fn endpoint(b: &proto::cell::v1::BrokerRecord, listener: Listener) -> Option
     match listener {
         Listener::Plaintext => b.kafka.as_ref(),
         Listener::Sasl => b.sasl.as_ref(),
+        Listener::SaslSsl => b.sasl_ssl.as_ref(),
     }
 }

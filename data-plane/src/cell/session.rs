@@ -26,20 +26,21 @@ fn kafka_endpoint(broker: &Broker) -> Endpoint {
     }
 }
 
+fn endpoint((host, port): &(String, u16)) -> Endpoint {
+    Endpoint {
+        host: host.clone(),
+        port: *port as u32,
+    }
+}
+
 async fn register(broker: &Broker, cell: &Cell) -> Result<i64, CellError> {
     let req = RegisterBrokerRequest {
         broker_id: broker.config.node_id,
         incarnation_id: cell.incarnation.to_string(),
         zone: cell.config.zone.clone(),
         kafka: Some(kafka_endpoint(broker)),
-        sasl: broker
-            .config
-            .sasl_advertised
-            .as_ref()
-            .map(|(host, port)| Endpoint {
-                host: host.clone(),
-                port: *port as u32,
-            }),
+        sasl: broker.config.sasl_advertised.as_ref().map(endpoint),
+        sasl_ssl: broker.config.sasl_ssl_advertised.as_ref().map(endpoint),
     };
     let resp = cell.controller.register_broker(req).await?;
     Ok(resp.broker_epoch)
