@@ -70,6 +70,11 @@ struct LimitArgs {
     max_message_bytes: u32,
     #[arg(long, default_value_t = 0)]
     partition_mutations_per_5min: u32,
+    /// Request handling time, percent of one second per second (Kafka's request_percentage).
+    #[arg(long, default_value_t = 0)]
+    request_time_percent: u32,
+    #[arg(long, default_value_t = 0)]
+    max_request_bytes: u32,
 }
 
 impl LimitArgs {
@@ -83,6 +88,8 @@ impl LimitArgs {
             requests_per_sec: self.requests_per_sec,
             max_message_bytes: self.max_message_bytes,
             partition_mutations_per_5min: self.partition_mutations_per_5min,
+            request_time_percent: self.request_time_percent,
+            max_request_bytes: self.max_request_bytes,
         };
         (l != ClusterLimits::default()).then_some(l)
     }

@@ -153,7 +153,7 @@ async fn call_fetch(c: &mut WireClient) -> (usize, i32) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quotas_throttle_as_kip_219_and_599_say_and_the_plan_caps_message_size() {
+async fn quotas_throttle_as_kip_219_and_599_say_and_the_plan_caps_message_and_request_size() {
     let cell = quota_cell().await;
 
     // Ingress: 300 kB/s across the cell, so at most that on the leader. A produce past the
@@ -230,6 +230,53 @@ async fn quotas_throttle_as_kip_219_and_599_say_and_the_plan_caps_message_size()
         throttles.last() > Some(&0),
         "{} requests at 30/s without a throttle",
         throttles.len()
+    );
+
+    // Request time: 1% of a second per second across the cell (10 ms/s, a third of it per
+    // broker). Producing 250 kB a request keeps the leader busy well past that: a later
+    // response carries a throttle, though every request is served.
+    let time = ClusterLimits {
+        request_time_percent: 1,
+        ..Default::default()
+    };
+    tenant(&cell, "lkc-time", time).await;
+    let leader = topic_leader(&cell, "lkc-time").await;
+    let mut c = connect(&leader, "lkc-time").await;
+    let mut throttles = Vec::new();
+    for _ in 0..300 {
+        let (code, throttle) = call_produce(&mut c, 250).await;
+        assert_eq!(code, 0, "a request over its time quota is still served");
+        throttles.push(throttle);
+        if throttle > 0 {
+            break;
+        }
+    }
+    assert!(
+        throttles.last() > Some(&0),
+        "{} produce requests of 250 kB within 10 ms/s of request time, never throttled",
+        throttles.len()
+    );
+
+    // The plan's largest request: a frame over it closes the connection (as Kafka's
+    // socket.request.max.bytes does) before it is read; one under it is served.
+    let small_requests = ClusterLimits {
+        max_request_bytes: 50_000,
+        ..Default::default()
+    };
+    tenant(&cell, "lkc-req-size", small_requests).await;
+    let leader = topic_leader(&cell, "lkc-req-size").await;
+    let mut c = connect(&leader, "lkc-req-size").await;
+    assert_eq!(call_produce_sized(&mut c, 1, 20_000).await.0, 0);
+    let refused = c.call(ApiKey::Produce, 9, produce(1, 60_000)).await;
+    assert!(
+        refused.is_err(),
+        "a 60 kB request past a 50 kB plan limit must close the connection: {refused:?}"
+    );
+    let mut again = connect(&leader, "lkc-req-size").await;
+    assert_eq!(
+        call_produce_sized(&mut again, 1, 20_000).await.0,
+        0,
+        "only that connection is closed"
     );
 
     // The plan's largest message caps every topic's max.message.bytes.

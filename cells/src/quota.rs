@@ -66,11 +66,12 @@ impl QuotaCoordinator {
                 limits.ingress_bytes_per_sec as f64,
                 limits.egress_bytes_per_sec as f64,
                 limits.requests_per_sec as f64,
+                f64::from(limits.request_time_percent) / 100.0,
             ];
             if limit.iter().all(|&l| l <= 0.0) {
                 continue;
             }
-            let mut rates = [0.0; 3];
+            let mut rates = [0.0; 4];
             for (k, &l) in limit.iter().enumerate() {
                 if l <= 0.0 {
                     continue;
@@ -89,12 +90,14 @@ impl QuotaCoordinator {
                 ingress_bytes_per_sec: rates[0],
                 egress_bytes_per_sec: rates[1],
                 requests_per_sec: rates[2],
+                request_time_per_sec: rates[3],
             });
         }
         shares
     }
 
-    /// What `broker` is assumed to want of quota `kind` (0 ingress, 1 egress, 2 requests).
+    /// What `broker` is assumed to want of quota `kind` (0 ingress, 1 egress, 2 requests,
+    /// 3 request time).
     fn demand(
         &self,
         broker: i32,
@@ -114,7 +117,8 @@ impl QuotaCoordinator {
         let (used, throttled) = match kind {
             0 => (u.ingress_bytes_per_sec, u.ingress_throttled),
             1 => (u.egress_bytes_per_sec, u.egress_throttled),
-            _ => (u.requests_per_sec, u.requests_throttled),
+            2 => (u.requests_per_sec, u.requests_throttled),
+            _ => (u.request_time_per_sec, u.request_time_throttled),
         };
         let factor = if throttled {
             THROTTLED_DEMAND

@@ -70,6 +70,10 @@ pub struct PlanLimits {
     pub requests_per_sec: u32,
     pub max_message_bytes: u32,
     pub partition_mutations_per_5min: u32,
+    /// Request handling time across the cell, percent of one second per second.
+    pub request_time_percent: u32,
+    /// The largest request a client may send.
+    pub max_request_bytes: u32,
 }
 
 const MB: u64 = 1_000_000;
@@ -90,6 +94,10 @@ impl PlanLimits {
             max_message_bytes: 8 * MIB,
             // The notes give 250 to 5,000 per 5 minutes across kinds; Basic takes the low end.
             partition_mutations_per_5min: 250,
+            // Ours (the notes give none): two cores' worth of request handling across the
+            // cell, and requests up to twice the largest message.
+            request_time_percent: 200,
+            max_request_bytes: 16 * MIB,
         };
         match kind {
             ClusterKind::Basic => basic,
@@ -106,6 +114,7 @@ impl PlanLimits {
                 max_partitions: 30_000,
                 max_connections: 45_000,
                 partition_mutations_per_5min: 1_000,
+                request_time_percent: 800,
                 ..basic
             },
             // Per CKU. The notes say only "scales in CKUs"; these are Confluent's published
@@ -119,6 +128,8 @@ impl PlanLimits {
                 requests_per_sec: 15_000,
                 max_message_bytes: 20 * MIB,
                 partition_mutations_per_5min: 5_000,
+                request_time_percent: 200,
+                max_request_bytes: 64 * MIB,
             },
         }
     }
@@ -134,6 +145,7 @@ impl PlanLimits {
             max_connections: self.max_connections.saturating_mul(n),
             connection_attempts_per_sec: self.connection_attempts_per_sec.saturating_mul(n),
             requests_per_sec: self.requests_per_sec.saturating_mul(n),
+            request_time_percent: self.request_time_percent.saturating_mul(n),
             ..self
         }
     }
@@ -148,6 +160,8 @@ impl PlanLimits {
             requests_per_sec: self.requests_per_sec,
             max_message_bytes: self.max_message_bytes,
             partition_mutations_per_5min: self.partition_mutations_per_5min,
+            request_time_percent: self.request_time_percent,
+            max_request_bytes: self.max_request_bytes,
         }
     }
 
@@ -170,6 +184,8 @@ impl PlanLimits {
             "requests_per_sec" => self.requests_per_sec = small()?,
             "max_message_bytes" => self.max_message_bytes = small()?,
             "partition_mutations_per_5min" => self.partition_mutations_per_5min = small()?,
+            "request_time_percent" => self.request_time_percent = small()?,
+            "max_request_bytes" => self.max_request_bytes = small()?,
             _ => {
                 return Err(Error::InvalidArgument(format!(
                     "unknown plan limit {field:?}; use one of {}",
@@ -182,7 +198,7 @@ impl PlanLimits {
 }
 
 /// The limit names accepted in overrides (those of proto `ClusterLimits`).
-pub const LIMIT_FIELDS: [&str; 8] = [
+pub const LIMIT_FIELDS: [&str; 10] = [
     "ingress_bytes_per_sec",
     "egress_bytes_per_sec",
     "max_partitions",
@@ -191,6 +207,8 @@ pub const LIMIT_FIELDS: [&str; 8] = [
     "requests_per_sec",
     "max_message_bytes",
     "partition_mutations_per_5min",
+    "request_time_percent",
+    "max_request_bytes",
 ];
 
 /// The configured limits of every kind: the defaults with any overrides applied.
@@ -266,8 +284,12 @@ mod tests {
             two.partition_mutations_per_5min,
             per.partition_mutations_per_5min
         );
+        assert_eq!(two.request_time_percent, 2 * per.request_time_percent);
+        assert_eq!(two.max_request_bytes, per.max_request_bytes);
         let proto = two.to_proto();
         assert_eq!(proto.max_connections, two.max_connections);
+        assert_eq!(proto.request_time_percent, two.request_time_percent);
+        assert_eq!(proto.max_request_bytes, two.max_request_bytes);
     }
 
     #[test]

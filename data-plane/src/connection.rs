@@ -22,7 +22,8 @@
 //! closed as soon as that key is revoked ([`crate::auth`]).
 //!
 //! Every request of a tenant is charged to its quotas ([`crate::throttle`]); a throttled
-//! connection reads nothing until its throttle time has passed.
+//! connection reads nothing until its throttle time has passed. Once authenticated, frames
+//! are also bounded by the tenant's plan (`max_request_bytes`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,7 +41,7 @@ use crate::broker::Broker;
 use crate::codec::{decode_request, encode_response, DecodeError};
 use crate::handler::{self, api_versions, Reply};
 use crate::namespace::TenantId;
-use crate::quota::{ConnectionSlot, TenantQuota};
+use crate::quota::{ConnectionSlot, QuotaKind, TenantQuota};
 use crate::sasl::{self, SaslState};
 use crate::throttle::{self, Admission, Mute};
 
@@ -119,6 +120,10 @@ struct Outgoing {
     reply: Reply,
     /// Throttle already earned by the request (see `throttle::admit`).
     throttle: Duration,
+    /// The tenant quota charged with the request's handling time.
+    quota: Option<Arc<TenantQuota>>,
+    /// Time spent decoding and handling the request so far.
+    handling: Duration,
     /// A consumer fetch's tenant quota, charged with the response's bytes.
     egress: Option<Arc<TenantQuota>>,
 }
@@ -175,7 +180,6 @@ async fn read_requests<R: AsyncRead + Unpin>(
     span: &tracing::Span,
     mute: &Mute,
 ) -> Result<(), String> {
-    let max = broker.config.max_request_bytes;
     let mut sasl = if session.listener.authenticates() {
         SaslState::Start
     } else {
@@ -204,10 +208,25 @@ async fn read_requests<R: AsyncRead + Unpin>(
             },
         }
         let len = i32::from_be_bytes(len_buf);
+        let max = broker.config.max_request_bytes;
         if len < 0 || len as usize > max {
             warn!(len, max, "request frame size out of bounds");
             return Err(format!(
                 "frame of {len} bytes exceeds socket.request.max.bytes={max}"
+            ));
+        }
+        if let Some(plan_max) = session
+            .quota
+            .as_ref()
+            .map(|q| q.max_request_bytes())
+            .filter(|&m| m > 0 && len as usize > m)
+        {
+            warn!(
+                len,
+                plan_max, "request frame larger than the tenant's plan allows"
+            );
+            return Err(format!(
+                "frame of {len} bytes exceeds the cluster's max_request_bytes={plan_max}"
             ));
         }
         let len = len as usize;
@@ -226,7 +245,9 @@ async fn read_requests<R: AsyncRead + Unpin>(
             }
         }
         let arrived = std::time::Instant::now();
-        let outgoing = match decode_request(frame.freeze()) {
+        let decoded = decode_request(frame.freeze());
+        let mut handling = arrived.elapsed();
+        let outgoing = match decoded {
             Ok(request) => {
                 let (api_key, version, correlation_id) =
                     (request.api_key, request.version(), request.correlation_id());
@@ -247,6 +268,8 @@ async fn read_requests<R: AsyncRead + Unpin>(
                                 correlation_id,
                                 reply,
                                 throttle: Duration::ZERO,
+                                quota: None,
+                                handling: Duration::ZERO,
                                 egress: None,
                             })
                             .await;
@@ -262,7 +285,12 @@ async fn read_requests<R: AsyncRead + Unpin>(
                     mute.extend(admission.throttle);
                     match admission.reply.take() {
                         Some(reply) => reply,
-                        None => handler::dispatch(broker, session, request).await,
+                        None => {
+                            let (reply, spent) =
+                                throttle::timed(handler::dispatch(broker, session, request)).await;
+                            handling += spent;
+                            reply
+                        }
                     }
                 };
                 if let Reply::Close(reason) = reply {
@@ -278,6 +306,8 @@ async fn read_requests<R: AsyncRead + Unpin>(
                     correlation_id,
                     reply,
                     throttle: admission.throttle,
+                    quota: admission.quota,
+                    handling,
                     egress: admission.egress,
                 }
             }
@@ -298,6 +328,8 @@ async fn read_requests<R: AsyncRead + Unpin>(
                     correlation_id,
                     reply: Reply::ready(unsupported_api_versions()),
                     throttle: Duration::ZERO,
+                    quota: None,
+                    handling,
                     egress: None,
                 }
             }
@@ -356,10 +388,14 @@ async fn write_replies<W: AsyncWrite + Unpin>(
 ) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     while let Some(out) = rx.recv().await {
+        let mut handling = out.handling;
         let mut body = match out.reply {
             Reply::Ready(body) => *body,
             Reply::Later(handle) => match handle.await {
-                Ok(body) => body,
+                Ok((body, spent)) => {
+                    handling += spent;
+                    body
+                }
                 Err(e) => {
                     warn!(error = %e, api_key = ?out.api_key, "request handler failed; closing connection");
                     return;
@@ -371,8 +407,11 @@ async fn write_replies<W: AsyncWrite + Unpin>(
         mute.extend(throttle::finish(
             &mut body,
             out.throttle,
+            out.quota.as_deref(),
+            handling,
             out.egress.as_deref(),
         ));
+        let encoding = std::time::Instant::now();
         let frame: Bytes = match encode_response(
             out.api_key,
             out.version,
@@ -385,6 +424,10 @@ async fn write_replies<W: AsyncWrite + Unpin>(
                 return;
             }
         };
+        if let Some(q) = &out.quota {
+            // Encoding is work too; its cost throttles what comes next.
+            mute.extend(q.charge(QuotaKind::RequestTime, encoding.elapsed().as_secs_f64()));
+        }
         if writer.write_all(&frame).await.is_err() {
             return;
         }

@@ -3,9 +3,15 @@
 //! data); its response carries `throttle_time_ms`, and the connection reads nothing more
 //! from the client until that time has passed ([`Mute`]).
 //!
+//! Request time (Kafka's request percentage quota) is the time the broker spends working
+//! on a tenant's request: polling its decode, its handler and any deferred part of it
+//! ([`timed`]), and encoding its response; time spent waiting (a long poll, an fsync,
+//! replication) is not counted. It is charged after the work, so it throttles what follows.
+//!
 //! Sits between the connection and `handler::dispatch`; knows nothing of handlers beyond
 //! the response types.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,9 +46,26 @@ impl Mute {
     }
 }
 
+/// Run `fut` to completion; answers its output and the time spent inside its polls (the
+/// work, not the waits between them).
+pub async fn timed<F: Future>(fut: F) -> (F::Output, Duration) {
+    let mut fut = std::pin::pin!(fut);
+    let mut spent = Duration::ZERO;
+    let out = std::future::poll_fn(|cx| {
+        let started = Instant::now();
+        let poll = fut.as_mut().poll(cx);
+        spent += started.elapsed();
+        poll
+    })
+    .await;
+    (out, spent)
+}
+
 /// What the quotas decided for one request before it is dispatched.
 #[derive(Default)]
 pub struct Admission {
+    /// The tenant quota the request is charged to (none: nobody pays, e.g. replication).
+    pub quota: Option<Arc<TenantQuota>>,
     /// Throttle already earned (requests/s, produce bytes).
     pub throttle: Duration,
     /// For a consumer fetch: the quota its response bytes are charged to.
@@ -60,6 +83,7 @@ pub fn admit(broker: &Broker, session: &Session, request: &Request, frame_len: u
     if is_replica_fetch(broker, session, &request.body) {
         return admission;
     }
+    admission.quota = Some(quota.clone());
     admission.throttle = quota.charge(QuotaKind::Requests, 1.0);
     match &request.body {
         RequestKind::Produce(_) => {
@@ -87,14 +111,20 @@ fn is_replica_fetch(broker: &Broker, session: &Session, body: &RequestKind) -> b
         && session.listener == Listener::Plaintext
 }
 
-/// Before a response is written: charge a fetch's bytes to `egress`, and set
-/// `throttle_time_ms` to the larger of that and `throttle`. Returns the throttle.
+/// Before a response is written: charge `handling` (the request's work so far) to
+/// `quota`'s request time and a fetch's bytes to `egress`, and set `throttle_time_ms` to
+/// the largest of those throttles and `throttle`. Returns the throttle.
 pub fn finish(
     body: &mut ResponseKind,
     throttle: Duration,
+    quota: Option<&TenantQuota>,
+    handling: Duration,
     egress: Option<&TenantQuota>,
 ) -> Duration {
     let mut throttle = throttle;
+    if let Some(q) = quota {
+        throttle = throttle.max(q.charge(QuotaKind::RequestTime, handling.as_secs_f64()));
+    }
     if let (Some(q), ResponseKind::Fetch(f)) = (egress, &*body) {
         throttle = throttle.max(q.charge(QuotaKind::Egress, fetch_bytes(f) as f64));
     }

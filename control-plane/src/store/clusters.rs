@@ -127,7 +127,7 @@ pub struct ClusterUpdate<'a> {
 
 const PLAN_COLUMNS: &str = "ingress_bytes_per_sec, egress_bytes_per_sec, max_partitions, \
      max_connections, connection_attempts_per_sec, requests_per_sec, max_message_bytes, \
-     partition_mutations_per_5min";
+     partition_mutations_per_5min, request_time_percent, max_request_bytes";
 
 fn limits_from_row(row: &AnyRow) -> Result<PlanLimits> {
     let u64_of = |c: &str| -> Result<u64> {
@@ -147,6 +147,8 @@ fn limits_from_row(row: &AnyRow) -> Result<PlanLimits> {
         requests_per_sec: u32_of("requests_per_sec")?,
         max_message_bytes: u32_of("max_message_bytes")?,
         partition_mutations_per_5min: u32_of("partition_mutations_per_5min")?,
+        request_time_percent: u32_of("request_time_percent")?,
+        max_request_bytes: u32_of("max_request_bytes")?,
     })
 }
 
@@ -176,7 +178,7 @@ impl Store {
             };
             let inserted = sqlx::query(&format!(
                 "INSERT INTO plans (kind, version, {PLAN_COLUMNS}, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
             ))
             .bind(kind.as_str())
             .bind(next)
@@ -188,6 +190,8 @@ impl Store {
             .bind(i64::from(limits.requests_per_sec))
             .bind(i64::from(limits.max_message_bytes))
             .bind(i64::from(limits.partition_mutations_per_5min))
+            .bind(i64::from(limits.request_time_percent))
+            .bind(i64::from(limits.max_request_bytes))
             .bind(now_millis())
             .execute(&self.pool)
             .await;

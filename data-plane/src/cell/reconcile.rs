@@ -136,11 +136,14 @@ fn apply_quota_limits(broker: &Broker, image: &CellImage) {
                 l.ingress_bytes_per_sec as f64,
                 l.egress_bytes_per_sec as f64,
                 l.requests_per_sec as f64,
+                // Percent of a second per second, enforced in seconds.
+                f64::from(l.request_time_percent) / 100.0,
             ];
             let limits = TenantLimits {
                 per_sec,
                 max_connections: l.max_connections,
                 connection_attempts_per_sec: l.connection_attempts_per_sec,
+                max_request_bytes: l.max_request_bytes,
             };
             (TenantId::from(id.as_str()), limits)
         })

@@ -161,9 +161,11 @@ async fn heartbeat(
                 ingress_bytes_per_sec: r.rates[0],
                 egress_bytes_per_sec: r.rates[1],
                 requests_per_sec: r.rates[2],
+                request_time_per_sec: r.rates[3],
                 ingress_throttled: r.throttled[0],
                 egress_throttled: r.throttled[1],
                 requests_throttled: r.throttled[2],
+                request_time_throttled: r.throttled[3],
             })
             .collect(),
     };
@@ -177,6 +179,7 @@ async fn heartbeat(
                 s.ingress_bytes_per_sec,
                 s.egress_bytes_per_sec,
                 s.requests_per_sec,
+                s.request_time_per_sec,
             ],
         })
         .collect();

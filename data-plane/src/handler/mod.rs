@@ -14,6 +14,7 @@ pub mod produce;
 pub mod replica_fetch;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
@@ -30,7 +31,8 @@ pub enum Reply {
     /// The response is ready (boxed: `ResponseKind` is large and replies are queued).
     Ready(Box<ResponseKind>),
     /// The response comes later (durability wait, long poll); it still goes out in order.
-    Later(JoinHandle<ResponseKind>),
+    /// The task answers with the time it spent working (polled), for the request-time quota.
+    Later(JoinHandle<(ResponseKind, Duration)>),
     /// No response on the wire (acks=0 produce).
     None,
     /// Close the connection without answering (a request this connection may not make).
@@ -44,11 +46,11 @@ impl Reply {
 }
 
 /// Run `fut` as its own task so a slow wait does not hold up reading further requests.
-fn later<F>(fut: F) -> Reply
+pub(crate) fn later<F>(fut: F) -> Reply
 where
     F: std::future::Future<Output = ResponseKind> + Send + 'static,
 {
-    Reply::Later(tokio::spawn(fut))
+    Reply::Later(tokio::spawn(crate::throttle::timed(fut)))
 }
 
 pub(crate) fn s(value: &str) -> StrBytes {

@@ -126,7 +126,7 @@ pub async fn handle(
     if waits.is_empty() {
         return Reply::ready(response);
     }
-    Reply::Later(tokio::spawn(async move {
+    super::later(async move {
         for (t, p, wait) in waits {
             let part = &mut response.responses[t].partition_responses[p];
             match wait {
@@ -144,5 +144,5 @@ pub async fn handle(
             }
         }
         ResponseKind::Produce(response)
-    }))
+    })
 }

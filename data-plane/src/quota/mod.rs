@@ -1,4 +1,5 @@
-//! Per-tenant quotas on this broker: ingress bytes/s, egress bytes/s and requests/s.
+//! Per-tenant quotas on this broker: ingress bytes/s, egress bytes/s, requests/s and
+//! request time (seconds of handling per second, Kafka's request percentage).
 //!
 //! A tenant's limits are cell-wide (its plan, from the cell metadata). This broker enforces
 //! its *share* of each: what the cell controller's quota coordinator last assigned it
@@ -46,22 +47,31 @@ pub enum QuotaKind {
     Egress = 1,
     /// Requests of any kind.
     Requests = 2,
+    /// Seconds spent handling requests (decoding, the handler's work, encoding; not time
+    /// spent waiting on a long poll, fsync or replication).
+    RequestTime = 3,
 }
 
 impl QuotaKind {
-    pub const ALL: [QuotaKind; 3] = [QuotaKind::Ingress, QuotaKind::Egress, QuotaKind::Requests];
+    pub const ALL: [QuotaKind; 4] = [
+        QuotaKind::Ingress,
+        QuotaKind::Egress,
+        QuotaKind::Requests,
+        QuotaKind::RequestTime,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             QuotaKind::Ingress => "ingress",
             QuotaKind::Egress => "egress",
             QuotaKind::Requests => "requests",
+            QuotaKind::RequestTime => "request_time",
         }
     }
 }
 
 /// Per-kind values, indexed by [`QuotaKind`].
-pub type PerKind<T> = [T; 3];
+pub type PerKind<T> = [T; 4];
 
 /// Broker-level quota settings (one typed config per process: part of `BrokerConfig`).
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +103,8 @@ pub struct TenantLimits {
     pub max_connections: u32,
     /// New connections per second across the cell, split evenly.
     pub connection_attempts_per_sec: u32,
+    /// The largest request frame after authentication (0: only the broker's own bound).
+    pub max_request_bytes: u32,
 }
 
 /// What this broker saw of one tenant since the previous report (for the coordinator).
@@ -256,6 +268,7 @@ impl Quotas {
             self.config.broker_ingress_bytes_per_sec as f64,
             self.config.broker_egress_bytes_per_sec as f64,
             0.0,
+            0.0,
         ];
         for kind in QuotaKind::ALL {
             let k = kind as usize;
@@ -409,6 +422,11 @@ impl TenantQuota {
     pub fn rate(&self, kind: QuotaKind) -> f64 {
         self.update(|s| s.rate(kind as usize))
     }
+
+    /// The largest request frame the plan allows (0: no plan bound).
+    pub fn max_request_bytes(&self) -> usize {
+        self.update(|s| s.limits.max_request_bytes as usize)
+    }
 }
 
 impl TenantState {
@@ -416,13 +434,13 @@ impl TenantState {
         TenantState {
             limits: TenantLimits::default(),
             share: None,
-            scale: [1.0; 3],
-            buckets: [None, None, None],
-            used: [0.0; 3],
-            last_rates: [0.0; 3],
-            throttled_in_period: [false; 3],
-            throttled_since: [None; 3],
-            quiet_periods: [0; 3],
+            scale: [1.0; 4],
+            buckets: [None, None, None, None],
+            used: [0.0; 4],
+            last_rates: [0.0; 4],
+            throttled_in_period: [false; 4],
+            throttled_since: [None; 4],
+            quiet_periods: [0; 4],
             period_start: now,
             brokers: 1,
             attempts: None,
@@ -541,8 +559,8 @@ impl TenantState {
             }
         }
         self.last_rates = report.rates;
-        self.used = [0.0; 3];
-        self.throttled_in_period = [false; 3];
+        self.used = [0.0; 4];
+        self.throttled_in_period = [false; 4];
         self.period_start = now;
         report
     }

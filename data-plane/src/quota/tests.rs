@@ -9,7 +9,7 @@ fn tenant(name: &str) -> TenantId {
 
 fn limits(ingress: f64, egress: f64, requests: f64) -> TenantLimits {
     TenantLimits {
-        per_sec: [ingress, egress, requests],
+        per_sec: [ingress, egress, requests, 0.0],
         ..TenantLimits::default()
     }
 }
@@ -35,7 +35,7 @@ fn limits_split_evenly_over_active_brokers_until_the_coordinator_speaks() {
     assert_eq!(t.rate(QuotaKind::Requests), 10.0);
     q.set_shares(&[Share {
         tenant: a.clone(),
-        rates: [2500.0, 0.0, 0.0],
+        rates: [2500.0, 0.0, 0.0, 0.0],
     }]);
     assert_eq!(t.rate(QuotaKind::Ingress), 2500.0);
     // A share of 0 means the coordinator has none for that kind: the even split stays.
@@ -50,7 +50,7 @@ fn limits_split_evenly_over_active_brokers_until_the_coordinator_speaks() {
     // A share above the cell-wide limit is capped by it.
     q.set_shares(&[Share {
         tenant: a.clone(),
-        rates: [9000.0, 0.0, 0.0],
+        rates: [9000.0, 0.0, 0.0, 0.0],
     }]);
     assert_eq!(t.rate(QuotaKind::Ingress), 3000.0);
 }
@@ -73,7 +73,7 @@ fn throttles_past_the_burst_and_reports_usage_and_throttling() {
     let reports = q.end_period();
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].tenant, a);
-    assert_eq!(reports[0].throttled, [true, false, false]);
+    assert_eq!(reports[0].throttled, [true, false, false, false]);
     assert!(reports[0].rates[0] > 0.0 && reports[0].rates[1] == 0.0);
     assert!(t.update(|s| s.throttled_since[0].is_some()));
     // A quiet period drops the tenant out of the reports; a run of them ends the
