@@ -46,11 +46,20 @@ async fn tenant(cell: &Cell, cluster: &str, limits: ClusterLimits) {
     cell.put_key(cluster, &k, &s, "User:u-owner").await;
 }
 
+/// Authenticate to `addr` as `cluster`'s key, waiting (bounded) for the key to reach that
+/// broker's metadata: a new key propagates asynchronously.
 async fn connect(addr: &str, cluster: &str) -> WireClient {
     let (k, s) = key(cluster);
-    WireClient::sasl_plain(addr, &k, &s)
-        .await
-        .unwrap_or_else(|e| panic!("authenticate to {cluster}: {e:?}"))
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match WireClient::sasl_plain(addr, &k, &s).await {
+            Ok(c) => return c,
+            Err(e) if Instant::now() < deadline && e.1.contains("invalid API key") => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("authenticate to {cluster}: {e:?}"),
+        }
+    }
 }
 
 fn first_sasl(cell: &Cell) -> String {
