@@ -135,10 +135,11 @@ if peer == "1":
     peer_row("peer-fixed-acksall", "acks=-1, 50 MB/s", f)
 print(f"\nResults, logs and plots: `{out}`.")
 if peer == "1":
-    print(f"\nPeer: Tansu {tansu_version} from crates.io (`cargo install tansu --no-default-features "
-          f"--features {tansu_features}`), one broker, storage `sqlite://` (libSQL, WAL with "
-          "`synchronous = normal`: a commit is not fsynced, so its acks=-1 is not Tributary's "
-          "acks=-1 with `--fsync always`; acks=1 and acks=-1 are the same on one node).")
+    print(f"\nPeer: Tansu {tansu_version} from crates.io (`cargo install tansu --version {tansu_version} "
+          f"--locked --no-default-features --features {tansu_features}`, loadtest/peer.sh), one broker, "
+          "storage `sqlite://` (libSQL, WAL with `synchronous = normal`: a commit is not fsynced, so "
+          "its acks=-1 is not Tributary's acks=-1 with `--fsync always`; one node, no replication "
+          "behind either acks setting).")
 PY
 cat "$OUT/report.md"
 if [ "$RECORD" = 1 ]; then
