@@ -15,7 +15,7 @@ peer_install() {
   local root=$CARGO_TARGET_DIR/peer/tansu-$TANSU_VERSION-$TANSU_FEATURES
   TANSU=$root/bin/tansu
   [ -x "$TANSU" ] && return 0
-  echo "== installing tansu $TANSU_VERSION (--features $TANSU_FEATURES) into $root (once; several minutes)" >&2
+  echo "== installing tansu $TANSU_VERSION (--features $TANSU_FEATURES) into $root (once; ~410 crates, an hour with one build job on a busy 2-core VM)" >&2
   # Its own target dir (removed after): the build must not mix with the workspace's.
   CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1} cargo install tansu --version "$TANSU_VERSION" --locked \
     --no-default-features --features "$TANSU_FEATURES" --root "$root" \
