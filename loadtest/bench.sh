@@ -1,24 +1,30 @@
 #!/usr/bin/env bash
-# One command for the benchmark table: the machine's limits, then Tributary, on this machine.
-#   bash loadtest/bench.sh [--secs N] [--record] [--no-build]
-# Prints a markdown section (date, commit, machine, commands, figures, ratios to the limits);
-# --record also inserts it at the top of BENCHMARKS.md's results.
-# Runs today: a standalone broker (50 MB/s acks=-1 with fsync; max throughput acks=1), a
-# 3-broker cell (one controller, replication factor 3, acks=-1, max rate), then the machine's
-# limits (loopback TCP, disk write/fsync, fsync rounds). The peer broker (Tansu) is still to come.
+# One command for the benchmark table: the machine's limits, Tributary and a peer broker, on
+# this machine.
+#   bash loadtest/bench.sh [--secs N] [--record] [--no-build] [--no-peer]
+# Prints a markdown section (date, commit, machine, commands, figures, ratios to the limits and
+# to the peer); --record also inserts it at the top of BENCHMARKS.md's results.
+# Runs: a standalone broker and the peer, Tansu with SQLite storage (loadtest/peer.sh; installed
+# into the target dir on first use), each at 50 MB/s acks=-1 and then at max throughput acks=1;
+# a 3-broker cell (one controller, replication factor 3, acks=-1, max rate); then the machine's
+# limits (loopback TCP, disk write/fsync, fsync rounds). --no-peer leaves Tansu out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECS=60 RECORD=0 BUILD=1
+SECS=60 RECORD=0 BUILD=1 PEER=1
 while [ $# -gt 0 ]; do
   case $1 in
     --secs) SECS=$2; shift 2 ;;
     --record) RECORD=1; shift ;;
     --no-build) BUILD=0; shift ;; # measure the release binaries already built
-    *) echo "usage: $0 [--secs N] [--record] [--no-build]" >&2; exit 2 ;;
+    --no-peer) PEER=0; shift ;;
+    *) echo "usage: $0 [--secs N] [--record] [--no-build] [--no-peer]" >&2; exit 2 ;;
   esac
 done
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tributary/target}
 [ "$BUILD" = 1 ] && cargo build --release --quiet -p loadtest -p tributary
+. loadtest/peer.sh
+# Before anything is measured: building Tansu takes minutes and would disturb the runs.
+[ "$PEER" = 1 ] && peer_install
 BIN=$CARGO_TARGET_DIR/release
 OUT=$CARGO_TARGET_DIR/bench/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
@@ -28,7 +34,8 @@ CELL_PIDS=()
 cleanup() {
   [ -n "$BROKER_PID" ] && kill "$BROKER_PID" 2>/dev/null
   for p in "${CELL_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$OUT/data" "$OUT/cell"
+  peer_stop
+  rm -rf "$OUT/data" "$OUT/cell" "$OUT/tansu"
 }
 trap cleanup EXIT
 
@@ -39,23 +46,38 @@ broker() { # fsync policy
     > "$OUT/broker-$1.log" 2>&1 &
   BROKER_PID=$!; sleep 1
 }
-scenario() { # name scenario-file
+scenario() { # name scenario-file [port]
   echo "== $1" >&2
-  "$BIN/loadtest" run -w "loadtest/scenarios/$2" --bootstrap-servers 127.0.0.1:$PORT \
+  "$BIN/loadtest" run -w "loadtest/scenarios/$2" --bootstrap-servers "127.0.0.1:${3:-$PORT}" \
     --duration "$SECS" --warmup $((SECS / 6)) --quiet --out "$OUT/$1.json" >&2
 }
-# The latency scenario runs first, on a quiet disk: on this VM, writing and deleting tens of GB
+peer() { # name scenario-file: the same scenario against Tansu; a failure is a row, not the end
+  [ "$PEER" = 1 ] || return 0
+  sleep 2
+  if peer_start "$OUT/tansu" $((PORT + 10)) && scenario "$1" "$2" $((PORT + 10)); then :; else
+    echo "the peer run $1 failed; see $OUT/tansu.log" >&2
+    rm -f "$OUT/$1.json"
+  fi
+  peer_stop
+  du -sh "$OUT/tansu" >&2 || true
+  rm -rf "$OUT/tansu"
+}
+# The latency scenarios run first, on a quiet disk: on this VM, writing and deleting tens of GB
 # (the max-rate run, the disk probes) leaves fsync stalls of hundreds of ms for minutes after
 # (BENCHMARKS.md, 2026-11-22).
 broker always
 scenario fixed-acksall fixed-rate-latency.yaml
 kill $BROKER_PID; wait $BROKER_PID 2>/dev/null || true
+BROKER_PID=
+peer peer-fixed-acksall fixed-rate-latency.yaml
 broker always
 scenario max-acks1 max-throughput.yaml
 kill $BROKER_PID; wait $BROKER_PID 2>/dev/null || true
 BROKER_PID=
-rm -rf "$OUT/data" # tens of GB: the cell run below needs the room
-"$BIN/loadtest" plot "$OUT"/fixed-acksall.json --out-dir "$OUT/plots" >/dev/null
+rm -rf "$OUT/data" # tens of GB: the runs below need the room
+peer peer-max-acks1 max-throughput.yaml
+"$BIN/loadtest" plot "$OUT"/fixed-acksall.json $(ls "$OUT"/peer-fixed-acksall.json 2>/dev/null) \
+  --out-dir "$OUT/plots" >/dev/null
 
 # A cell: one controller voter and three brokers (loadtest/cell.sh), clients on PLAINTEXT as
 # the local development tenant.
@@ -73,9 +95,9 @@ rm -rf "$OUT/cell"
 echo "== limits ($((SECS / 6 + 1)) s per probe)" >&2
 "$BIN/loadtest" limits --dir "$OUT" --secs $((SECS / 6 + 1)) --out "$OUT/limits.json" >&2
 
-python3 - "$OUT" "$SECS" > "$OUT/report.md" <<'PY'
+python3 - "$OUT" "$SECS" "$PEER" "$TANSU_VERSION" "$TANSU_FEATURES" > "$OUT/report.md" <<'PY'
 import json, subprocess, sys, platform, os
-out, secs = sys.argv[1], sys.argv[2]
+out, secs, peer, tansu_version, tansu_features = sys.argv[1:6]
 lim = json.load(open(f"{out}/limits.json"))
 r = {n: json.load(open(f"{out}/{n}.json"))["total"] for n in ["max-acks1", "fixed-acksall", "cell-acksall"]}
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -84,7 +106,7 @@ date = subprocess.run(["date", "-u", "+%Y-%m-%d"], capture_output=True, text=Tru
 print(f"## {date} · loadtest/bench.sh · commit `{commit}`\n")
 print(f"Machine: {os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}; "
       f"{secs} s per scenario. Command: `bash loadtest/bench.sh --secs {secs}`.\n")
-print("| measurement | figure | ratio to the limit |\n|---|---|---|")
+print("| measurement | figure | ratio |\n|---|---|---|")
 print(f"| limit: loopback TCP, 1 connection | {lim['loopback_tcp_mb_s']:.0f} MB/s | |")
 print(f"| limit: disk sequential write | {lim['disk_write_mb_s']:.0f} MB/s | |")
 print(f"| limit: disk write + fdatasync per MiB | {lim['disk_write_fsync_mb_s']:.0f} MB/s | |")
@@ -98,7 +120,26 @@ print(f"| Tributary standalone, acks=-1 + fsync, 50 MB/s | {f['publish_mb_s']:.1
 c = r["cell-acksall"]; cp = c["publish_latency"]
 print(f"| Tributary 3-broker cell, RF 3, acks=-1 + fsync, 1 KiB, max rate | {c['publish_mb_s']:.1f} MB/s; publish p50 {cp['p50_ms']:.1f} / p99 {cp['p99_ms']:.1f} / max {cp['max_ms']:.0f} ms | "
       f"{c['publish_mb_s']/max(m['publish_mb_s'], 1e-9):.2f} of the standalone acks=1 rate (all 4 processes and the load on the same 2 cores) |")
+def peer_row(name, what, trib):
+    path = f"{out}/{name}.json"
+    if not os.path.exists(path):
+        print(f"| Tansu {tansu_version} (SQLite), {what} | run failed (see `tansu.log`) | |")
+        return
+    t = json.load(open(path))["total"]; tp = t["publish_latency"]; bp = trib["publish_latency"]
+    ratio = f"Tributary / Tansu: {trib['publish_mb_s']/max(t['publish_mb_s'], 1e-9):.2f}x the rate"
+    if "50 MB/s" in what:
+        ratio += f", {bp['p99_ms']/max(tp['p99_ms'], 1e-9):.2f}x the publish p99 (lower is better)"
+    print(f"| Tansu {tansu_version} (SQLite), {what} | {t['publish_mb_s']:.1f} MB/s; publish p50 {tp['p50_ms']:.1f} / p99 {tp['p99_ms']:.1f} / max {tp['max_ms']:.0f} ms | {ratio} |")
+if peer == "1":
+    peer_row("peer-max-acks1", "acks=1, max rate", m)
+    peer_row("peer-fixed-acksall", "acks=-1, 50 MB/s", f)
 print(f"\nResults, logs and plots: `{out}`.")
+if peer == "1":
+    print(f"\nPeer: Tansu {tansu_version} from crates.io (`cargo install tansu --version {tansu_version} "
+          f"--locked --no-default-features --features {tansu_features}`, loadtest/peer.sh), one broker, "
+          "storage `sqlite://` (libSQL, WAL with `synchronous = normal`: a commit is not fsynced, so "
+          "its acks=-1 is not Tributary's acks=-1 with `--fsync always`; one node, no replication "
+          "behind either acks setting).")
 PY
 cat "$OUT/report.md"
 if [ "$RECORD" = 1 ]; then

@@ -1,7 +1,8 @@
 //! Where measurements go while a run is live, and how they become a result.
 //!
 //! Owns: [`Recorder`], shared by one tenant's producer callbacks and consumer threads (a mutex around a
-//! one-second [`Window`], held for a few counter updates and one histogram record), and [`Aggregator`],
+//! one-second [`Window`], held for a few counter updates and one histogram record, and around what
+//! lives for the whole run: the ack timeline and, with `--verify`, the acknowledged ids), and [`Aggregator`],
 //! which the once-a-second reporter feeds with windows to build cumulative figures, the time series and
 //! finally a [`TenantResult`]. Warm-up windows only move the backlog; they never reach the results.
 
@@ -10,6 +11,8 @@ use std::sync::Mutex;
 
 use crate::result::{SecondSample, TenantResult};
 use crate::stats::{backlog, mb_per_sec, per_sec, Counters, LatencyHist};
+use crate::timeline::{AckTimeline, AckTrack};
+use crate::verify::{read_id, IdSet};
 
 /// Everything observed during one reporting interval.
 #[derive(Debug, Default, Clone)]
@@ -34,19 +37,47 @@ impl Window {
     }
 }
 
+/// What the recorder's one lock guards: the current window, and what lives for the whole run.
+#[derive(Debug, Default)]
+struct Live {
+    window: Window,
+    /// Acks over time at a finer grain, and the longest gap.
+    track: AckTrack,
+    /// Ids of acknowledged records (`--verify`).
+    acked_ids: Option<IdSet>,
+}
+
 /// One tenant's live sink. Cheap to call from librdkafka's poll thread.
 #[derive(Debug, Default)]
 pub struct Recorder {
-    window: Mutex<Window>,
+    live: Mutex<Live>,
     /// Pacer slots skipped (updated by producer threads when they finish).
     pub skipped: AtomicU64,
 }
 
 impl Recorder {
-    fn with<F: FnOnce(&mut Window)>(&self, f: F) {
+    /// A recorder whose ack timeline starts `origin_us` after the run's epoch and has room for
+    /// `buckets` buckets, with gaps counted from `measure_us` (the measured phase); `verify` also
+    /// keeps the ids of acknowledged records.
+    pub fn new(origin_us: u64, buckets: usize, measure_us: u64, verify: bool) -> Recorder {
+        Recorder {
+            live: Mutex::new(Live {
+                track: AckTrack::new(origin_us, buckets, measure_us),
+                acked_ids: verify.then(IdSet::default),
+                ..Live::default()
+            }),
+            ..Recorder::default()
+        }
+    }
+
+    fn live<F: FnOnce(&mut Live)>(&self, f: F) {
         // A poisoned lock only means another thread panicked mid-update of plain counters; keep going.
-        let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut w);
+        let mut l = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut l);
+    }
+
+    fn with<F: FnOnce(&mut Window)>(&self, f: F) {
+        self.live(|l| f(&mut l.window));
     }
 
     pub fn sent(&self) {
@@ -72,12 +103,38 @@ impl Recorder {
         });
     }
 
-    pub fn acked(&self, latency_us: u64, bytes: usize) {
-        self.with(|w| {
+    /// One acknowledged record: its publish latency, size, when the ack came (µs since the run's
+    /// epoch), its topic and partition, and, with `--verify`, its payload (for the record id).
+    pub fn acked(
+        &self,
+        latency_us: u64,
+        bytes: usize,
+        at_us: u64,
+        partition: Option<(&str, i32)>,
+        payload: Option<&[u8]>,
+    ) {
+        self.live(|l| {
+            let w = &mut l.window;
             w.counters.acked += 1;
             w.counters.acked_bytes += bytes as u64;
             w.publish.record_us(latency_us);
+            l.track.ack(at_us, partition);
+            if let (Some(ids), Some(id)) = (l.acked_ids.as_mut(), payload.and_then(read_id)) {
+                ids.insert(id);
+            }
         });
+    }
+
+    /// The ack timeline so far (see [`AckTrack::finish`]).
+    pub fn timeline(&self, load_end_us: u64, measure_start_us: u64) -> AckTimeline {
+        let l = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        l.track.finish(load_end_us, measure_start_us)
+    }
+
+    /// The ids of acknowledged records (empty without `--verify`).
+    pub fn acked_ids(&self) -> IdSet {
+        let l = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        l.acked_ids.clone().unwrap_or_default()
     }
 
     pub fn consumed(&self, e2e_us: u64, bytes: usize) {
@@ -149,6 +206,7 @@ impl Aggregator {
             fetch_throttle_ms: c.fetch_throttle_ms,
             publish_p50_ms: w.publish.quantile_ms(0.5),
             publish_p99_ms: w.publish.quantile_ms(0.99),
+            publish_max_ms: w.publish.quantile_ms(1.0),
             e2e_p50_ms: w.e2e.quantile_ms(0.5),
             e2e_p99_ms: w.e2e.quantile_ms(0.99),
         };
@@ -208,6 +266,8 @@ impl Aggregator {
             publish_cdf: self.publish.cdf(),
             e2e_cdf: self.e2e.cdf(),
             series: self.series.clone(),
+            acks: AckTimeline::default(),
+            verify: None,
         }
     }
 }
@@ -225,7 +285,7 @@ mod tests {
         let r = Recorder::default();
         for _ in 0..acked {
             r.sent();
-            r.acked(lat_us, 1000);
+            r.acked(lat_us, 1000, 0, None, None);
         }
         for _ in 0..consumed {
             r.consumed(lat_us * 2, 1000);
@@ -238,7 +298,7 @@ mod tests {
     #[test]
     fn recorder_swaps_windows() {
         let r = Recorder::default();
-        r.acked(100, 10);
+        r.acked(100, 10, 0, None, None);
         r.error();
         let mut w = Window::default();
         r.take_into(&mut w);

@@ -9,6 +9,8 @@
 //! - [`stats`]: histograms, counters and rate math; [`collector`]: live windows -> results;
 //! - [`run`]: orchestration and the progress line; [`result`]: JSON result and summary text;
 //! - [`limits`]: what the machine can do (loopback TCP, disk write and fsync) for ratios;
+//! - [`timeline`]: acks per 100 ms and the longest gap (failover); [`verify`]: record ids and the read-back;
+//! - [`provision`]: topics for many tenants with bounded concurrency;
 //! - [`plot`]: PNG charts from result files; [`mock`]: librdkafka's in-process mock cluster for self-tests.
 
 pub mod clients;
@@ -19,7 +21,10 @@ pub mod mock;
 pub mod pacer;
 pub mod plot;
 pub mod producer;
+pub mod provision;
 pub mod result;
 pub mod run;
 pub mod stats;
+pub mod timeline;
+pub mod verify;
 pub mod workload;

@@ -29,6 +29,9 @@ enum Cmd {
         #[arg(long, default_value = "plots")]
         out_dir: PathBuf,
     },
+    /// Create the workload's topics for many tenants (each with its own credentials), a bounded
+    /// number at a time, with a progress line: e.g. 1,000 logical clusters before a many-tenants run.
+    CreateTopics(CreateTopicsArgs),
     /// Measure the machine: loopback TCP throughput, sequential write with and without fsync in
     /// DIR, and fsync-round latency at 50 MB/s over 8 files.
     Limits {
@@ -42,6 +45,31 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(Args)]
+struct CreateTopicsArgs {
+    /// Tenants, one per line: `NAME USER PASS` (SASL/PLAIN) or `NAME` (PLAINTEXT); `#` comments.
+    #[arg(long)]
+    tenants_file: PathBuf,
+    #[arg(long, env = "LOADTEST_BOOTSTRAP_SERVERS")]
+    bootstrap_servers: String,
+    /// Topic names are `{topic_prefix}-{tenant}-{i}`, as `loadtest run` makes them.
+    #[arg(long, default_value = "loadtest")]
+    topic_prefix: String,
+    /// Topics per tenant.
+    #[arg(long, default_value_t = 1)]
+    topics: u32,
+    #[arg(long, default_value_t = 2)]
+    partitions: i32,
+    #[arg(long, default_value_t = 1)]
+    replication_factor: i32,
+    /// Tenants worked on at once (at most 64).
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Extra librdkafka property KEY=VALUE; repeatable.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    client_config: Vec<String>,
 }
 
 #[derive(Args)]
@@ -113,6 +141,14 @@ struct RunArgs {
     /// Extra librdkafka property KEY=VALUE for every client; repeatable.
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     client_config: Vec<String>,
+    /// Run COMMAND with `sh -c` SECS seconds into the measured phase (e.g. kill a broker); its
+    /// time, exit status and output go into the result's `events`. Repeatable.
+    #[arg(long = "exec-at", value_name = "SECS:COMMAND")]
+    exec_at: Vec<String>,
+    /// Number every record (payload bytes 8..16; record_size >= 16) and, after the run, read every
+    /// partition back from the beginning: acknowledged records missing, duplicates, in the result.
+    #[arg(long)]
+    verify: bool,
 }
 
 impl RunArgs {
@@ -187,12 +223,49 @@ fn main() -> Result<()> {
             } else {
                 None
             };
-            let result = loadtest::run::run(w, !args.quiet)?;
+            let opts = loadtest::run::RunOptions {
+                progress: !args.quiet,
+                exec_at: args
+                    .exec_at
+                    .iter()
+                    .map(|s| loadtest::run::parse_exec_at(s))
+                    .collect::<Result<_>>()?,
+                verify: args.verify,
+            };
+            let result = loadtest::run::run_with(w, &opts)?;
             if let Some(out) = &args.out {
                 result.write(out)?;
                 eprintln!("result written to {}", out.display());
             }
             print!("{}", result.summary());
+        }
+        Cmd::CreateTopics(a) => {
+            let text = std::fs::read_to_string(&a.tenants_file)
+                .with_context(|| format!("reading {}", a.tenants_file.display()))?;
+            let tenants = loadtest::provision::parse_tenants(&text)?;
+            let mut w = Workload {
+                bootstrap_servers: a.bootstrap_servers,
+                topic_prefix: a.topic_prefix,
+                topics: a.topics,
+                partitions_per_topic: a.partitions,
+                replication_factor: a.replication_factor,
+                ..Workload::default()
+            };
+            for kv in &a.client_config {
+                let (k, v) = kv
+                    .split_once('=')
+                    .with_context(|| format!("-X {kv:?}: expected KEY=VALUE"))?;
+                w.client_config.insert(k.to_string(), v.to_string());
+            }
+            let p = loadtest::provision::create_topics(&w, tenants, a.concurrency, true)?;
+            println!(
+                "{} tenants: topics created for {}, already there for {}, in {:.1} s ({:.1} tenants/s)",
+                p.tenants,
+                p.created,
+                p.tenants - p.created,
+                p.secs,
+                p.tenants as f64 / p.secs.max(1e-9)
+            );
         }
         Cmd::Limits { dir, secs, out } => {
             let limits = loadtest::limits::measure(&dir, secs)?;

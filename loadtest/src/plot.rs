@@ -1,7 +1,9 @@
 //! PNG charts from result files.
 //!
 //! Owns: `loadtest plot`: latency over time (p50/p99 per second), latency CDFs (publish and end-to-end)
-//! and throughput per tenant over time, one chart each, overlaying every result given. Text is drawn
+//! and throughput per tenant over time, one chart each, overlaying every result given; and, for results
+//! with an ack timeline, the publish timeline (acks per 100 ms above, publish p99 and max per second
+//! below, `--exec-at` events as vertical lines, the longest gap shaded) that shows a failover. Text is drawn
 //! with DejaVu Sans embedded from the `dejavu` crate (registered with plotters' `ab_glyph` backend), so
 //! no system fonts or fontconfig are needed.
 
@@ -152,7 +154,226 @@ pub fn plot_files(inputs: &[PathBuf], out_dir: &Path) -> Result<Vec<PathBuf>> {
         &tput,
     )?;
     written.push(path);
+
+    if results.iter().any(|(_, r)| !r.total.acks.acked.is_empty()) {
+        let path = out_dir.join("publish-timeline.png");
+        timeline_chart(&path, &results)?;
+        written.push(path);
+    }
     Ok(written)
+}
+
+/// What an event is called on a chart: the first line of its output, else its command.
+pub fn event_label(e: &crate::result::RunEvent) -> String {
+    let first = e.output.lines().map(str::trim).find(|l| !l.is_empty());
+    let text = first.unwrap_or(e.command.trim());
+    let mut label: String = text.chars().take(60).collect();
+    if text.chars().count() > 60 {
+        label.push_str("...");
+    }
+    label
+}
+
+/// Two panels sharing the time axis: acknowledged msgs/s per 100 ms (top) and publish p99 and max
+/// per second (bottom, log scale); events as red vertical lines, each result's longest gap shaded.
+fn timeline_chart(path: &Path, results: &[(String, RunResult)]) -> Result<()> {
+    let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
+    let mut rates = Vec::new();
+    let mut lats = Vec::new();
+    let mut gaps = Vec::new();
+    let mut events = Vec::new();
+    for (label, r) in results {
+        let a = &r.total.acks;
+        if a.acked.is_empty() {
+            continue;
+        }
+        rates.push(Line {
+            label: format!("{label} acked msgs/s (per {} ms)", a.bucket_ms),
+            points: a.rate_points(),
+        });
+        let s = &r.total.series;
+        let pick = |f: fn(&crate::result::SecondSample) -> f64| -> Vec<(f64, f64)> {
+            s.iter()
+                .map(|x| (x.t_s, f(x)))
+                .filter(|&(_, y)| y > 0.0)
+                .collect()
+        };
+        lats.push(Line {
+            label: format!("{label} publish p99 per second"),
+            points: pick(|x| x.publish_p99_ms),
+        });
+        lats.push(Line {
+            label: format!("{label} publish max per second"),
+            points: pick(|x| x.publish_max_ms),
+        });
+        if a.longest_partition_gap_ms > 0.0 {
+            gaps.push((
+                a.longest_partition_gap_from_s,
+                a.longest_partition_gap_from_s + a.longest_partition_gap_ms / 1000.0,
+                format!(
+                    "{label}: longest gap of one partition ({}) {:.0} ms",
+                    a.longest_partition_gap_at, a.longest_partition_gap_ms
+                ),
+                RGBColor(230, 140, 20),
+            ));
+        }
+        if a.longest_gap_ms > 0.0 {
+            gaps.push((
+                a.longest_gap_from_s,
+                a.longest_gap_from_s + a.longest_gap_ms / 1000.0,
+                format!(
+                    "{label}: longest gap of all partitions {:.0} ms",
+                    a.longest_gap_ms
+                ),
+                RGBColor(200, 30, 30),
+            ));
+        }
+        for e in &r.events {
+            events.push((e.at_s, event_label(e)));
+        }
+    }
+    let all = rates.iter().chain(&lats).flat_map(|l| l.points.iter());
+    let (mut x0, mut x1) = (f64::MAX, f64::MIN);
+    for &(x, _) in all {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+    }
+    for &(x, _) in &events {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+    }
+    if x0 > x1 {
+        (x0, x1) = (0.0, 1.0);
+    }
+    if x1 - x0 < 1e-9 {
+        x1 = x0 + 1.0;
+    }
+    let r1 = rates
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.1))
+        .fold(0.0f64, f64::max)
+        .max(1.0)
+        * 1.15;
+    let l1 = lats
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.1))
+        .fold(0.0f64, f64::max)
+        .max(1.0)
+        * 1.5;
+    let l0 = lats
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.1))
+        .fold(f64::MAX, f64::min);
+    let l0 = if l0 > 0.0 && l0 < l1 {
+        l0 * 0.8
+    } else {
+        l1 / 1000.0
+    };
+
+    let root = BitMapBackend::new(path, (SIZE.0, SIZE.1 + 280)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let root = root
+        .titled("Publish timeline (all tenants)", (FONT, 28))
+        .map_err(|e| err(&e))?;
+    let (top, bottom) = root.split_vertically(((SIZE.1 + 280) / 2) as i32 - 20);
+    let red = RGBColor(200, 30, 30);
+
+    let mut c = ChartBuilder::on(&top)
+        .margin(20)
+        .x_label_area_size(40)
+        .y_label_area_size(90)
+        .build_cartesian_2d(x0..x1, 0.0..r1)
+        .map_err(|e| err(&e))?;
+    c.configure_mesh()
+        .x_desc("seconds since measurement start")
+        .y_desc("acknowledged msgs/s")
+        .label_style((FONT, 16))
+        .draw()
+        .map_err(|e| err(&e))?;
+    for (from, to, label, color) in &gaps {
+        let color = *color;
+        c.draw_series(std::iter::once(Rectangle::new(
+            [(*from, 0.0), (*to, r1)],
+            color.mix(0.15).filled(),
+        )))
+        .map_err(|e| err(&e))?
+        .label(label.clone())
+        .legend(move |(x, y)| {
+            Rectangle::new([(x, y - 6), (x + 20, y + 6)], color.mix(0.3).filled())
+        });
+    }
+    for (i, l) in rates.iter().enumerate() {
+        // Palette colour 0 is a red, kept for the events.
+        let color = Palette99::pick(i + 1).to_rgba();
+        c.draw_series(LineSeries::new(
+            l.points.iter().copied(),
+            color.stroke_width(2),
+        ))
+        .map_err(|e| err(&e))?
+        .label(l.label.clone())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    for (at, label) in &events {
+        c.draw_series(std::iter::once(PathElement::new(
+            vec![(*at, 0.0), (*at, r1)],
+            red.stroke_width(2),
+        )))
+        .map_err(|e| err(&e))?;
+        c.draw_series(std::iter::once(Text::new(
+            format!(" {label}"),
+            (*at, r1 * 0.97),
+            (FONT, 16).into_font().color(&red),
+        )))
+        .map_err(|e| err(&e))?;
+    }
+    c.configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
+        .label_font((FONT, 16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(&e))?;
+
+    let mut c = ChartBuilder::on(&bottom)
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(90)
+        .build_cartesian_2d(x0..x1, (l0..l1).log_scale())
+        .map_err(|e| err(&e))?;
+    c.configure_mesh()
+        .x_desc("seconds since measurement start")
+        .y_desc("publish latency (ms, log scale)")
+        .label_style((FONT, 16))
+        .draw()
+        .map_err(|e| err(&e))?;
+    for (i, l) in lats.iter().enumerate() {
+        let color = Palette99::pick(i + rates.len() + 1).to_rgba();
+        c.draw_series(LineSeries::new(
+            l.points.iter().copied(),
+            color.stroke_width(2),
+        ))
+        .map_err(|e| err(&e))?
+        .label(l.label.clone())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    for (at, _) in &events {
+        c.draw_series(std::iter::once(PathElement::new(
+            vec![(*at, l0), (*at, l1)],
+            red.stroke_width(2),
+        )))
+        .map_err(|e| err(&e))?;
+    }
+    if !lats.is_empty() {
+        c.configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font((FONT, 16))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(&e))?;
+    }
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
 }
 
 /// Quantile (0..=1) to the CDF's x position.
@@ -317,6 +538,7 @@ mod tests {
             measured_s: 20.0,
             tenants: vec![synthetic("quiet", 1.0), synthetic("noisy", 2.0)],
             total: synthetic("total", 1.5),
+            events: Vec::new(),
         }
         .write(&input)
         .unwrap();
@@ -333,6 +555,76 @@ mod tests {
                 std::fs::copy(out.join(f), std::path::Path::new(&keep).join(f)).unwrap();
             }
         }
+    }
+
+    #[test]
+    fn writes_the_publish_timeline_with_events() {
+        use crate::result::RunEvent;
+        use crate::timeline::AckTimeline;
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("failover.json");
+        let mut total = synthetic("total", 1.0);
+        // 30 s at 100 ms: steady 1000 msgs/s, nothing from 10.0 s to 12.5 s.
+        let acked: Vec<u32> = (0..300)
+            .map(|i| if (100..125).contains(&i) { 0 } else { 100 })
+            .collect();
+        total.acks = AckTimeline {
+            bucket_ms: 100,
+            start_s: -5.0,
+            acked,
+            longest_gap_ms: 2500.0,
+            longest_gap_from_s: 5.0,
+            longest_partition_gap_ms: 4000.0,
+            longest_partition_gap_from_s: 4.5,
+            longest_partition_gap_at: "t/2".into(),
+            partition_gaps: Vec::new(),
+        };
+        for s in &mut total.series {
+            s.publish_max_ms = s.publish_p99_ms * 3.0;
+        }
+        RunResult {
+            version: RESULT_VERSION,
+            workload: Workload::default(),
+            started_unix_s: 0,
+            measured_s: 20.0,
+            tenants: vec![total.clone()],
+            total,
+            events: vec![RunEvent {
+                command: "kill -9 4242".into(),
+                at_s: 5.0,
+                output: "killed broker-2 (pid 4242), leader of 3 of 6 partitions\n".into(),
+                ..RunEvent::default()
+            }],
+        }
+        .write(&input)
+        .unwrap();
+        let out = dir.path().join("plots");
+        let files = plot_files(&[input], &out).unwrap();
+        assert_eq!(files.len(), 4);
+        let timeline = out.join("publish-timeline.png");
+        assert_eq!(files[3], timeline);
+        let bytes = std::fs::read(&timeline).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+        assert!(bytes.len() > 10_000, "suspiciously small");
+        if let Ok(keep) = std::env::var("LOADTEST_KEEP_PLOTS") {
+            std::fs::copy(&timeline, Path::new(&keep).join("publish-timeline.png")).unwrap();
+        }
+    }
+
+    #[test]
+    fn event_labels() {
+        use crate::result::RunEvent;
+        let e = RunEvent {
+            command: "sh kill.sh".into(),
+            output: "\nkilled broker-1\nmore".into(),
+            ..RunEvent::default()
+        };
+        assert_eq!(event_label(&e), "killed broker-1");
+        let e = RunEvent {
+            command: "x".repeat(100),
+            ..RunEvent::default()
+        };
+        assert_eq!(event_label(&e).len(), 63);
     }
 
     #[test]

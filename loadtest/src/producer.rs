@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
@@ -18,6 +19,7 @@ use rdkafka::ClientContext;
 
 use crate::collector::{add_skipped, Recorder};
 use crate::pacer::Pacer;
+use crate::verify::{record_id, stamp_id};
 use crate::workload::{Tenant, Workload};
 
 /// How long a sender waits before retrying when librdkafka's local queue is full.
@@ -62,6 +64,8 @@ struct Ctx {
     epoch: Instant,
     tenant: String,
     logged_error: AtomicBool,
+    /// Hand the payload to the recorder (for its record id: `--verify`).
+    verify: bool,
 }
 
 impl ClientContext for Ctx {
@@ -84,9 +88,13 @@ impl ProducerContext for Ctx {
     fn delivery(&self, result: &DeliveryResult<'_>, sent_us: usize) {
         let now_us = self.epoch.elapsed().as_micros() as u64;
         match result {
-            Ok(m) => self
-                .rec
-                .acked(now_us.saturating_sub(sent_us as u64), m.payload_len()),
+            Ok(m) => self.rec.acked(
+                now_us.saturating_sub(sent_us as u64),
+                m.payload_len(),
+                now_us,
+                Some((m.topic(), m.partition())),
+                if self.verify { m.payload() } else { None },
+            ),
             Err((e, _)) => {
                 self.rec.error();
                 if !self.logged_error.swap(true, Ordering::Relaxed) {
@@ -110,6 +118,8 @@ pub struct ProducerJob {
     pub stop: Instant,
     /// msgs/s for this producer, 0 = unlimited.
     pub rate: f64,
+    /// Number every record in payload bytes 8..16 (`--verify`).
+    pub verify: bool,
 }
 
 /// Runs one producer to its deadline, then flushes (bounded by the workload's drain time).
@@ -120,6 +130,7 @@ pub fn run(job: ProducerJob) -> Result<()> {
         epoch: job.epoch,
         tenant: job.tenant.name.clone(),
         logged_error: AtomicBool::new(false),
+        verify: job.verify,
     };
     let producer: ThreadedProducer<Ctx> =
         crate::clients::producer_config(w, &job.tenant, job.index)?
@@ -138,10 +149,15 @@ pub fn run(job: ProducerJob) -> Result<()> {
     }
     let mut logged = false;
     let mut n: usize = 0;
+    let mut seq: u64 = 0;
     'send: while pacer.wait(job.stop) {
         let topic = &topics[n % topics.len()];
         n = n.wrapping_add(1);
         stamp(&mut payload, unix_micros());
+        if job.verify {
+            stamp_id(&mut payload, record_id(job.index, seq));
+            seq += 1;
+        }
         let sent_us = job.epoch.elapsed().as_micros() as usize;
         let mut record: BaseRecord<'_, (), [u8], usize> =
             BaseRecord::with_opaque_to(topic, sent_us).payload(&payload[..]);

@@ -10,6 +10,8 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::stats::{Counters, Percentiles};
+use crate::timeline::AckTimeline;
+use crate::verify::Verification;
 use crate::workload::Workload;
 
 /// Bumped when the JSON shape changes incompatibly.
@@ -27,6 +29,25 @@ pub struct RunResult {
     pub tenants: Vec<TenantResult>,
     /// All tenants together.
     pub total: TenantResult,
+    /// Commands run during the run (`--exec-at`), e.g. killing a broker.
+    #[serde(default)]
+    pub events: Vec<RunEvent>,
+}
+
+/// A command run at a set time into the measured phase (`loadtest run --exec-at SECS:CMD`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct RunEvent {
+    /// The command as given (run with `sh -c`).
+    pub command: String,
+    /// When it started, seconds since measurement start, and as Unix time in ms.
+    pub at_s: f64,
+    pub at_unix_ms: u64,
+    /// How long it ran, ms.
+    pub took_ms: f64,
+    /// Its exit status (None: killed by a signal, or still running at the end of the run).
+    pub exit_code: Option<i32>,
+    /// The first 4 KiB of its standard output and error.
+    pub output: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -56,6 +77,12 @@ pub struct TenantResult {
     pub e2e_cdf: Vec<[f64; 2]>,
     /// One entry per second of the measured and drain phases.
     pub series: Vec<SecondSample>,
+    /// Acknowledged produce per 100 ms from the start of the load, and the longest gap.
+    #[serde(default)]
+    pub acks: AckTimeline,
+    /// `--verify`: acknowledged records read back after the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Verification>,
 }
 
 /// One second of one tenant (or the total).
@@ -78,6 +105,9 @@ pub struct SecondSample {
     pub fetch_throttle_ms: u64,
     pub publish_p50_ms: f64,
     pub publish_p99_ms: f64,
+    /// Slowest acknowledgement in this second (0 in results written before it existed).
+    #[serde(default)]
+    pub publish_max_ms: f64,
     pub e2e_p50_ms: f64,
     pub e2e_p99_ms: f64,
 }
@@ -147,6 +177,31 @@ fn summary_block(s: &mut String, t: &TenantResult, secs: f64, compression: &str)
             t.name, c.produce_throttle_ms, c.fetch_throttle_ms
         );
     }
+    if t.acks.bucket_ms > 0 && t.acks.longest_gap_ms > 0.0 {
+        let _ = writeln!(
+            s,
+            "% [{}] longest interval without an acknowledged produce: {:.0} ms from {:.2} s; on one partition ({}): {:.0} ms from {:.2} s",
+            t.name,
+            t.acks.longest_gap_ms,
+            t.acks.longest_gap_from_s,
+            t.acks.longest_partition_gap_at,
+            t.acks.longest_partition_gap_ms,
+            t.acks.longest_partition_gap_from_s
+        );
+    }
+    if let Some(v) = &t.verify {
+        let _ = writeln!(
+            s,
+            "% [{}] read back: {} acknowledged, {} read, {} acknowledged but missing, {} duplicates, {} unacknowledged but present{}",
+            t.name,
+            v.acked,
+            v.read_back,
+            v.missing,
+            v.duplicates,
+            v.unacked_present,
+            if v.complete { "" } else { " (INCOMPLETE: not every partition was read to its high watermark)" }
+        );
+    }
     if t.rate_slots_skipped > 0 {
         let _ = writeln!(
             s,
@@ -199,6 +254,7 @@ mod tests {
             measured_s: 2.0,
             tenants: vec![t],
             total,
+            events: Vec::new(),
         }
     }
 

@@ -446,6 +446,7 @@ tenants:
             names,
             [
                 "cell-acksall",
+                "failover",
                 "fixed-rate-latency",
                 "many-tenants",
                 "max-throughput",

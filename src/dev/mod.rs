@@ -89,6 +89,11 @@ pub struct DevArgs {
     /// in DATA_DIR/demo.json and reused), and print kcat commands that use them.
     #[arg(long)]
     demo: bool,
+    /// Override one plan limit of the control plane, `KIND.FIELD=VALUE` (e.g.
+    /// `Standard.ingress_bytes_per_sec=10000000`), passed on as `control-plane --plan-limit`;
+    /// repeatable. Clusters created through the REST API get their kind's limits.
+    #[arg(long = "plan-limit", value_name = "KIND.FIELD=VALUE")]
+    plan_limits: Vec<String>,
 }
 
 /// Where each piece listens.
@@ -177,6 +182,13 @@ impl Layout {
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let layout = Layout::new(args.port_base)?;
+    // A bad override is an error here, not a control plane that cannot start.
+    let mut plans = control_plane::plans::Plans::default();
+    for spec in &args.plan_limits {
+        plans
+            .apply_override(spec)
+            .with_context(|| format!("--plan-limit {spec}"))?;
+    }
     let data_dir = absolute(&args.data_dir)?;
     let logs = data_dir.join("logs");
     let run_dir = data_dir.join("run");
@@ -216,6 +228,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         handles: Vec::new(),
         status: Status::new(),
         step_timeout: Duration::from_secs(args.start_timeout_secs.max(1)),
+        plan_limits: args.plan_limits.clone(),
     };
     // One signal listener for the whole run: a Ctrl-C while starting stops what started.
     let signal = crate::wait_for_signal();
@@ -306,6 +319,8 @@ struct Stack {
     handles: Vec<Handle>,
     status: Status,
     step_timeout: Duration,
+    /// `--plan-limit` overrides for the control plane.
+    plan_limits: Vec<String>,
 }
 
 impl Stack {
@@ -489,6 +504,11 @@ impl Stack {
                 self.layout.grpc.to_string(),
             ]
             .into_iter()
+            .chain(
+                self.plan_limits
+                    .iter()
+                    .flat_map(|l| ["--plan-limit".to_string(), l.clone()]),
+            )
             .chain(self.layout.metrics_args(name))
             .collect(),
             Duration::from_secs(15),
