@@ -110,6 +110,7 @@ fn heartbeater(
                         applied_offset: u64::MAX,
                         want_shutdown,
                         usage: vec![],
+                        counters: None,
                     })
                     .await;
             }
@@ -202,6 +203,7 @@ async fn controller_quorum_end_to_end() {
                 applied_offset: 0,
                 want_shutdown: false,
                 usage: vec![],
+                counters: None,
             })
             .await
             .unwrap();
@@ -469,6 +471,7 @@ async fn controller_quorum_end_to_end() {
                 applied_offset: u64::MAX,
                 want_shutdown: true,
                 usage: vec![],
+                counters: None,
             })
             .await
             .unwrap();
@@ -542,6 +545,7 @@ async fn controller_quorum_end_to_end() {
             applied_offset: u64::MAX,
             want_shutdown: false,
             usage: vec![],
+            counters: None,
         })
         .await
         .unwrap_err();
@@ -556,6 +560,7 @@ async fn controller_quorum_end_to_end() {
             applied_offset: re.broker_epoch as u64,
             want_shutdown: false,
             usage: vec![],
+            counters: None,
         })
         .await
         .unwrap();

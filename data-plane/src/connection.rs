@@ -132,7 +132,7 @@ pub async fn serve_connection(
         tokio::spawn(write_replies(writer, rx, mute.clone()).instrument(span.clone()));
     let mut session = session;
     if let Some(tenant) = &session.tenant {
-        crate::metrics::connection_opened(tenant);
+        crate::metrics::connection_opened(&broker.usage, tenant);
     }
     let result = read_requests(&broker, reader, &mut session, tx, &shutdown, &span, &mute)
         .instrument(span.clone())
@@ -141,7 +141,7 @@ pub async fn serve_connection(
         span.in_scope(|| info!(%reason, "closing connection"));
     }
     if let Some(tenant) = &session.tenant {
-        crate::metrics::connection_closed(tenant);
+        crate::metrics::connection_closed(&broker.usage, tenant);
     }
     // The writer drains what was already dispatched, then ends when the queue closes.
     let _ = writer_task.await;
@@ -249,7 +249,7 @@ async fn read_requests(
                     return Err(reason);
                 }
                 if let Some(tenant) = &session.tenant {
-                    crate::metrics::request(tenant, api_key);
+                    crate::metrics::request(&broker.usage, tenant, api_key);
                 }
                 Outgoing {
                     arrived,

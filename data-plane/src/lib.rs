@@ -38,3 +38,4 @@ pub mod scram;
 pub mod server;
 pub mod throttle;
 pub mod topic_config;
+pub mod usage;
