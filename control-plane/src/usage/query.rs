@@ -44,10 +44,13 @@ const DAY: i64 = 24 * HOUR;
 pub struct Aggregation {
     /// A metric name, e.g. `io.confluent.kafka.server/received_bytes`; see
     /// `GET /v2/metrics/cloud/descriptors/metrics`.
-    #[schema(example = "io.confluent.kafka.server/received_bytes", max_length = 128)]
+    #[schema(
+        example = "io.confluent.kafka.server/received_bytes",
+        pattern = "^io\\.confluent\\.kafka\\.server/(received_bytes|sent_bytes|retained_bytes|request_count|active_connection_count|partition_count)$"
+    )]
     pub metric: String,
     /// `SUM` (the only one; optional).
-    #[schema(example = "SUM")]
+    #[schema(example = "SUM", pattern = "^SUM$")]
     pub agg: Option<String>,
 }
 
@@ -56,10 +59,13 @@ pub struct Aggregation {
 #[serde(deny_unknown_fields)]
 pub struct Filter {
     /// `EQ` (with `field` and `value`), `OR` or `AND` (with `filters`).
-    #[schema(example = "EQ")]
+    #[schema(example = "EQ", pattern = "^(EQ|OR|AND)$")]
     pub op: String,
     /// `resource.kafka.id` or `metric.topic` (with `EQ`).
-    #[schema(example = "resource.kafka.id")]
+    #[schema(
+        example = "resource.kafka.id",
+        pattern = "^(resource\\.kafka\\.id|metric\\.topic)$"
+    )]
     pub field: Option<String>,
     /// The value compared with (with `EQ`).
     #[schema(example = "lkc-abc123", max_length = 255)]
@@ -82,7 +88,7 @@ pub struct QueryRequest {
     pub filter: Option<Filter>,
     /// `PT1M`, `PT5M`, `PT15M`, `PT30M`, `PT1H`, `P1D` or `ALL`. The longest interval each
     /// allows: 6 hours (PT1M), 1 day (PT5M), 4 days (PT15M), 7 days (the others).
-    #[schema(example = "PT1M")]
+    #[schema(example = "PT1M", pattern = "^(PT1M|PT5M|PT15M|PT30M|PT1H|P1D|ALL)$")]
     pub granularity: String,
     /// ISO-8601 intervals `start/end`, `start/duration` or `duration/end`, e.g.
     /// `2026-11-22T10:00:00Z/PT1H` (1 to 5).
