@@ -1,19 +1,21 @@
 //! `tributary control-plane`: the REST API (sign-up, login, environments, clusters,
 //! service accounts, API keys), the same API over gRPC with `--grpc-listen`, and the
 //! provisioning reconciler that places clusters into
-//! the cells given with `--cell`, on SQLite in the data dir by default or PostgreSQL with
+//! the cells given with `--cell`, the usage collector behind the Metrics API, on SQLite in the data dir by default or PostgreSQL with
 //! `--database-url`, and the operator API (cells, their load and tenants) on its own
 //! listener, authenticated by `--operator-token` / `TRIBUTARY_OPERATOR_TOKEN`. Serves until
 //! SIGINT/SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use control_plane::cells::CellConfig;
 use control_plane::operator::OperatorConfig;
 use control_plane::plans::Plans;
+use control_plane::usage::UsageConfig;
 use control_plane::{ApiConfig, AppState, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -67,6 +69,10 @@ pub struct ControlPlaneArgs {
     /// OpenAPI document) stays as it is.
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
+    /// How often the Metrics API's usage collector asks every cell for its tenants' usage
+    /// (seconds; points are kept per minute, so more often than 60 only makes them fresher).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    usage_collect_interval_secs: u64,
 }
 
 pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
@@ -118,6 +124,10 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
         public_url: args.public_url.clone(),
         plans,
         cells: args.cells.clone(),
+        usage: UsageConfig {
+            interval: Duration::from_secs(args.usage_collect_interval_secs),
+            ..UsageConfig::default()
+        },
         ..ApiConfig::default()
     };
     if let Some(path) = &args.port_file {
@@ -140,6 +150,7 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
         state.clone(),
         shutdown.clone(),
     ));
+    let collector = tokio::spawn(control_plane::usage::run(state.clone(), shutdown.clone()));
     let operator = tokio::spawn(control_plane::operator::serve(
         operator_listener,
         state.clone(),
@@ -166,6 +177,7 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
         grpc.await??;
     }
     let _ = reconciler.await;
+    let _ = collector.await;
     if let Some(admin) = admin {
         let _ = admin.await;
     }

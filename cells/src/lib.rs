@@ -7,7 +7,8 @@
 //! depends on this crate for [`image`] and the controller client.
 //!
 //! [`quota`] is the quota coordinator: it splits each tenant's cell-wide quotas among the
-//! brokers from the usage they report with their heartbeats.
+//! brokers from the usage they report with their heartbeats. [`usage`] keeps the brokers'
+//! latest cumulative usage counters for the control plane's Metrics API.
 //!
 //! [`metrics`] records the controller's metrics through the `metrics` facade (names in
 //! `docs/metrics.md`).
@@ -26,6 +27,7 @@ pub mod node;
 pub mod quota;
 pub mod raft;
 pub mod server;
+pub mod usage;
 pub mod watch;
 
 pub use config::ControllerConfig;

@@ -210,6 +210,13 @@ impl CellController for CellService {
         reply(self.controller.cell_load().await)
     }
 
+    async fn get_tenant_usage(
+        &self,
+        req: Request<GetTenantUsageRequest>,
+    ) -> Res<GetTenantUsageResponse> {
+        reply(self.controller.tenant_usage(req.into_inner()).await)
+    }
+
     /// A read of the committed image, answered by the leader only: `lead` checks
     /// leadership and, first in a term, waits until everything committed before it is
     /// applied, so the answer includes every change acknowledged to the caller.

@@ -110,6 +110,7 @@ fn heartbeater(
                         applied_offset: u64::MAX,
                         want_shutdown,
                         usage: vec![],
+                        counters: None,
                     })
                     .await;
             }
@@ -204,6 +205,7 @@ async fn controller_quorum_end_to_end() {
                 applied_offset: 0,
                 want_shutdown: false,
                 usage: vec![],
+                counters: None,
             })
             .await
             .unwrap();
@@ -471,6 +473,7 @@ async fn controller_quorum_end_to_end() {
                 applied_offset: u64::MAX,
                 want_shutdown: true,
                 usage: vec![],
+                counters: None,
             })
             .await
             .unwrap();
@@ -545,6 +548,7 @@ async fn controller_quorum_end_to_end() {
             applied_offset: u64::MAX,
             want_shutdown: false,
             usage: vec![],
+            counters: None,
         })
         .await
         .unwrap_err();
@@ -559,6 +563,7 @@ async fn controller_quorum_end_to_end() {
             applied_offset: re.broker_epoch as u64,
             want_shutdown: false,
             usage: vec![],
+            counters: None,
         })
         .await
         .unwrap();

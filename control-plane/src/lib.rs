@@ -30,6 +30,9 @@
 //!   from the one route table the REST router is built from.
 //! - [`operator`]: the operator API on its own listener (static token): each cell's load,
 //!   brokers and tenants.
+//! - The Metrics API (`api/metrics.rs`, [`service::metrics`], [`usage`]): Confluent's
+//!   Metrics API v2 query of each cluster's usage, from per-minute points the usage
+//!   collector ([`usage::run`]) derives from the cells' `GetTenantUsage`.
 //! - [`ratelimit`]: a bounded per-client-IP token bucket in front of sign-up and login.
 //! - [`metrics`]: HTTP, cluster-phase and reconciler metrics (the `metrics` facade; the
 //!   names are the contract in `docs/metrics.md`).
@@ -51,6 +54,7 @@ pub mod reconciler;
 pub mod scram;
 pub mod service;
 pub mod store;
+pub mod usage;
 mod util;
 
 pub use api::{router, serve, ApiConfig, AppState};

@@ -239,7 +239,27 @@ async fn operations_are_described(db: Db) {
                 .collect();
             assert_eq!(documented, names, "{what}: path parameters");
         }
-        if method == "GET" && kafka_rest && path.ends_with("/lag-summary") {
+        let metrics_api = path.starts_with("/v2/metrics/");
+        if method == "GET" && metrics_api {
+            // Confluent's Metrics API lists: `data` and `meta.pagination`, paged by token.
+            let params: BTreeSet<&str> = op["parameters"]
+                .as_array()
+                .expect("list parameters")
+                .iter()
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            assert!(
+                params.contains("page_size") && params.contains("page_token"),
+                "{what}: {params:?}"
+            );
+            let list = resolve(
+                &doc,
+                &responses["200"]["content"]["application/json"]["schema"],
+            );
+            for field in ["data", "meta"] {
+                assert!(list["properties"].get(field).is_some(), "{what}: {field}");
+            }
+        } else if method == "GET" && kafka_rest && path.ends_with("/lag-summary") {
             // One resource (a group's lag summary), not a list.
         } else if method == "GET" && kafka_rest && !path.ends_with('}') {
             // Kafka REST lists come whole, in Confluent's v3 list shape.

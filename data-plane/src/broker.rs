@@ -107,6 +107,8 @@ pub struct Broker {
     pub connection_slots: Arc<Semaphore>,
     /// Each tenant's share of its quotas on this broker.
     pub quotas: crate::quota::Quotas,
+    /// Cumulative usage per tenant and topic, for the cell's Metrics API.
+    pub usage: crate::usage::Usage,
     pub next_connection_id: std::sync::atomic::AtomicU64,
 }
 
@@ -248,6 +250,7 @@ impl Broker {
             auth_failures: FailureLimiter::default(),
             connection_slots: Arc::new(Semaphore::new(max_connections)),
             quotas: crate::quota::Quotas::new(config_quota),
+            usage: crate::usage::Usage::default(),
             next_connection_id: std::sync::atomic::AtomicU64::new(1),
         });
         tokio::spawn(

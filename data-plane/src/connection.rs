@@ -156,7 +156,7 @@ pub async fn serve_connection<R, W>(
         tokio::spawn(write_replies(writer, rx, mute.clone()).instrument(span.clone()));
     let mut session = session;
     if let Some(tenant) = &session.tenant {
-        crate::metrics::connection_opened(tenant);
+        crate::metrics::connection_opened(&broker.usage, tenant);
     }
     let result = read_requests(&broker, reader, &mut session, tx, &shutdown, &span, &mute)
         .instrument(span.clone())
@@ -165,7 +165,7 @@ pub async fn serve_connection<R, W>(
         span.in_scope(|| info!(%reason, "closing connection"));
     }
     if let Some(tenant) = &session.tenant {
-        crate::metrics::connection_closed(tenant);
+        crate::metrics::connection_closed(&broker.usage, tenant);
     }
     // The writer drains what was already dispatched, then ends when the queue closes.
     let _ = writer_task.await;
@@ -297,7 +297,7 @@ async fn read_requests<R: AsyncRead + Unpin>(
                     return Err(reason);
                 }
                 if let Some(tenant) = &session.tenant {
-                    crate::metrics::request(tenant, api_key);
+                    crate::metrics::request(&broker.usage, tenant, api_key);
                 }
                 Outgoing {
                     arrived,

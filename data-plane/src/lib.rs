@@ -39,3 +39,4 @@ pub mod server;
 pub mod throttle;
 pub mod tls;
 pub mod topic_config;
+pub mod usage;

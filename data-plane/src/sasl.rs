@@ -172,7 +172,7 @@ fn bind(
         info!(%tenant, reason = %msg, "connection refused by the tenant's limits");
     })?;
     info!(%tenant, principal = %principal.name, api_key = %principal.api_key, "authenticated");
-    crate::metrics::connection_opened(&tenant);
+    crate::metrics::connection_opened(&broker.usage, &tenant);
     session.connection_slot = Some(Arc::new(slot));
     session.quota = Some(quota);
     session.tenant = Some(tenant);

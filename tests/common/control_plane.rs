@@ -79,6 +79,11 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Starts a control plane that places clusters into `cells` (`ID=ADDR,...` each).
     pub async fn start(db: &Db, cells: &[String]) -> ControlPlane {
+        Self::start_with_args(db, cells, &[]).await
+    }
+
+    /// [`ControlPlane::start`] with more `tributary control-plane` flags.
+    pub async fn start_with_args(db: &Db, cells: &[String], extra: &[&str]) -> ControlPlane {
         let tmp = tempfile::tempdir().expect("tempdir");
         let port_file = tmp.path().join("port");
         let log = tmp.path().join("control-plane.log");
@@ -100,6 +105,7 @@ impl ControlPlane {
         for c in cells {
             cmd.args(["--cell", c]);
         }
+        cmd.args(extra);
         let child = cmd
             .env(
                 "RUST_LOG",

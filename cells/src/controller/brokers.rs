@@ -138,6 +138,11 @@ impl Controller {
         let shutdown_ok = req.want_shutdown && elect::leads(&image, req.broker_id) == 0;
         let now = Instant::now();
         guard.quota.record(req.broker_id, req.usage, now);
+        if let Some(counters) = req.counters {
+            guard
+                .usage
+                .record(req.broker_id, req.broker_epoch, counters, now);
+        }
         let shares = guard.quota.shares_for(req.broker_id, &image, now);
         Ok(BrokerHeartbeatResponse {
             state,

@@ -15,6 +15,7 @@ mod cluster;
 pub mod elect;
 pub mod placement;
 mod topics;
+mod usage;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,6 +54,8 @@ pub(crate) struct LeaderState {
     quota: crate::quota::QuotaCoordinator,
     /// Tenants' KIP-599 partition mutation buckets.
     mutations: crate::quota::MutationQuotas,
+    /// The brokers' latest usage counters (Metrics API).
+    usage: crate::usage::UsageTable,
 }
 
 #[derive(Clone, Copy)]

@@ -17,6 +17,7 @@ mod extract;
 mod kafka;
 mod kafka_acls;
 mod kafka_groups;
+mod metrics;
 pub mod openapi;
 mod service_accounts;
 

@@ -15,8 +15,8 @@
 //! `cluster_api_key` (HTTP Basic with a cluster's API key, for Kafka REST).
 
 use super::{
-    api_keys, auth, clusters, environments, kafka, kafka_acls, kafka_groups, service_accounts,
-    AppState,
+    api_keys, auth, clusters, environments, kafka, kafka_acls, kafka_groups, metrics,
+    service_accounts, AppState,
 };
 use crate::error::ErrorEnvelope;
 use crate::ratelimit::{self, RateLimiter};
@@ -56,6 +56,7 @@ pub const CLUSTER_API_KEY_SCHEME: &str = "cluster_api_key";
         (name = "api-keys", description = "`/iam/v2/api-keys`: Cloud API keys and cluster API keys"),
         (name = "clusters", description = "`/cmk/v2/clusters`: Kafka clusters and their provisioning"),
         (name = "kafka", description = "`/kafka/v3/clusters/{cluster_id}/...`: Kafka REST v3 of each cluster (topics, consumer groups and their lag, ACLs), with an API key of that cluster; groups and ACLs are asked of the cluster's brokers with that key, so its ACLs apply"),
+        (name = "metrics", description = "`/v2/metrics/cloud/...`: Confluent's Metrics API v2 for the caller's clusters (bytes in and out, retained bytes, requests, connections, partitions), per cluster and per topic"),
         (name = "meta", description = "This document"),
     ),
 )]
@@ -169,6 +170,8 @@ pub fn route_table(limiter: &Arc<RateLimiter>) -> Vec<UtoipaMethodRouter<AppStat
         routes!(kafka_groups::get_lag),
         routes!(kafka_groups::get_lag_summary),
         routes!(kafka_acls::search, kafka_acls::create, kafka_acls::delete),
+        routes!(metrics::query),
+        routes!(metrics::descriptors),
         routes!(openapi_json),
     ]
 }

@@ -19,6 +19,7 @@ pub mod environments;
 pub mod kafka;
 pub mod kafka_acls;
 pub mod kafka_groups;
+pub mod metrics;
 mod page;
 pub mod service_accounts;
 
@@ -56,6 +57,8 @@ pub struct ApiConfig {
     pub provisioning: ProvisioningConfig,
     /// Bounds of Kafka REST's calls to a cluster's brokers (consumer groups, ACLs).
     pub kafka_client: crate::kafka_client::Limits,
+    /// The Metrics API's usage collector.
+    pub usage: crate::usage::UsageConfig,
 }
 
 impl Default for ApiConfig {
@@ -69,6 +72,7 @@ impl Default for ApiConfig {
             cells: Vec::new(),
             provisioning: ProvisioningConfig::default(),
             kafka_client: crate::kafka_client::Limits::default(),
+            usage: crate::usage::UsageConfig::default(),
         }
     }
 }

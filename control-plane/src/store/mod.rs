@@ -1,6 +1,6 @@
 //! Persistence on SQLite or PostgreSQL: organisations, users, sessions and environments
 //! here; service accounts and API keys in [`iam`]; plans, cells and clusters in
-//! [`clusters`]. All of it is `impl Store`, one pool, one migration set.
+//! [`clusters`]; the Metrics API's usage points in [`usage`]. All of it is `impl Store`, one pool, one migration set.
 //!
 //! # Why `sqlx::Any`
 //! The store holds one `AnyPool` rather than an enum over a `SqlitePool` and a `PgPool`.
@@ -23,9 +23,11 @@ use std::path::Path;
 
 mod clusters;
 mod iam;
+mod usage;
 
 pub use clusters::{Cluster, ClusterUpdate, NewCluster, Phase};
 pub use iam::{ApiKey, CloudKeyAuth, KeyState, KeySyncTarget, NewApiKey, ServiceAccount};
+pub use usage::{UsagePoint, MAX_QUERY_ROWS};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

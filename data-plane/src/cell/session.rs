@@ -1,5 +1,6 @@
-//! The broker's session with the controller: registration, heartbeats, and controlled
-//! shutdown.
+//! The broker's session with the controller: registration, heartbeats (with the quota
+//! usage every time and the Metrics API's usage counters every [`USAGE_REPORT_EVERY`]), and
+//! controlled shutdown.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,6 +19,9 @@ use super::Cell;
 use crate::broker::Broker;
 use crate::namespace::TenantId;
 use crate::quota::Share;
+
+/// How often a heartbeat carries the usage counters ([`crate::usage`]).
+pub const USAGE_REPORT_EVERY: Duration = Duration::from_secs(5);
 
 fn kafka_endpoint(broker: &Broker) -> Endpoint {
     Endpoint {
@@ -74,12 +78,17 @@ pub async fn run(broker: Arc<Broker>, cell: Arc<Cell>, shutdown: CancellationTok
         ));
         let _stop_stream = registration.drop_guard();
         let mut last_state = BrokerState::Unspecified;
+        let mut last_usage: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(interval) => {}
             }
-            match heartbeat(&broker, &cell, epoch, false).await {
+            let usage_due = last_usage.is_none_or(|t| t.elapsed() >= USAGE_REPORT_EVERY);
+            if usage_due {
+                last_usage = Some(Instant::now());
+            }
+            match heartbeat(&broker, &cell, epoch, false, usage_due).await {
                 Ok((state, _)) => {
                     if state != last_state {
                         info!(state = ?state, "broker state");
@@ -146,6 +155,7 @@ async fn heartbeat(
     cell: &Cell,
     epoch: i64,
     want_shutdown: bool,
+    with_usage: bool,
 ) -> Result<(BrokerState, bool), CellError> {
     let req = BrokerHeartbeatRequest {
         broker_id: broker.config.node_id,
@@ -168,6 +178,7 @@ async fn heartbeat(
                 request_time_throttled: r.throttled[3],
             })
             .collect(),
+        counters: with_usage.then(|| broker.usage.report()),
     };
     let resp = cell.controller.broker_heartbeat(req).await?;
     let shares: Vec<Share> = resp
@@ -197,7 +208,7 @@ pub async fn controlled_shutdown(broker: &Broker, cell: &Cell, limit: Duration) 
     }
     let started = Instant::now();
     while started.elapsed() < limit {
-        match heartbeat(broker, cell, epoch, true).await {
+        match heartbeat(broker, cell, epoch, true, false).await {
             Ok((_, true)) => {
                 info!(
                     millis = started.elapsed().as_millis() as u64,

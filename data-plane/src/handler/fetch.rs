@@ -39,7 +39,7 @@ pub async fn handle(broker: &Arc<Broker>, caller: &Caller, req: FetchRequest) ->
             .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
             .sum();
         if bytes > 0 {
-            crate::metrics::sent(&caller.tenant, t.topic.as_str(), bytes);
+            crate::metrics::sent(&broker.usage, &caller.tenant, t.topic.as_str(), bytes);
         }
     }
     response

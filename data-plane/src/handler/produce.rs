@@ -80,7 +80,7 @@ pub async fn handle(
                 Ok((partition, outcome)) => {
                     if !outcome.duplicate {
                         let bytes = pd_bytes;
-                        crate::metrics::received(tenant, &name, bytes);
+                        crate::metrics::received(&broker.usage, tenant, &name, bytes);
                     }
                     resp.base_offset = outcome.base_offset;
                     resp.log_append_time_ms = outcome.log_append_time;
