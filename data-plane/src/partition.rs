@@ -53,6 +53,9 @@ pub struct ProduceOutcome {
     pub log_start_offset: i64,
     /// True when every batch was a retried duplicate: nothing new to make durable.
     pub duplicate: bool,
+    /// The leader epoch the records were appended under; an acks=-1 answer waits for the
+    /// high watermark *in this epoch* ([`Partition::wait_for_hw_above`]).
+    pub leader_epoch: i32,
 }
 
 impl Partition {
@@ -177,11 +180,19 @@ impl Partition {
         Ok(())
     }
 
-    /// Wait until the high watermark passes `offset` (acks=-1 in a cell). Fails with
-    /// NOT_LEADER_OR_FOLLOWER if leadership changes meanwhile: the write may then be
-    /// truncated away, and the high watermark would speak for other records.
-    pub async fn wait_for_hw_above(&self, offset: i64, timeout: Duration) -> Result<()> {
-        let epoch = self.leader_epoch();
+    /// Wait until the high watermark passes `offset`, written under leader `epoch` (acks=-1
+    /// in a cell). Fails with NOT_LEADER_OR_FOLLOWER if the epoch is not (or no longer) the
+    /// partition's: the write may then be truncated away, and the high watermark would
+    /// speak for other records. The epoch must be the append's, not read when the wait
+    /// starts: a wait that starts after a change of leader would otherwise see this broker,
+    /// now a follower, take the new leader's high watermark over offsets that hold other
+    /// records, and acknowledge a write that is gone.
+    pub async fn wait_for_hw_above(
+        &self,
+        offset: i64,
+        epoch: i32,
+        timeout: Duration,
+    ) -> Result<()> {
         let mut rx = self.hw_watch.subscribe();
         let reached = tokio::time::timeout(timeout, async {
             rx.wait_for(|hw| *hw > offset || self.leader_epoch() != epoch)
@@ -359,6 +370,9 @@ impl Partition {
 
     /// Validate and append a produce request's records for this partition.
     pub fn append(&self, records: &[u8], now_ms: i64) -> Result<ProduceOutcome> {
+        let mut state = self.write_state();
+        // Read under the state lock, which a change of role also takes: the epoch stamped
+        // on the batches is the one the append is made (and later acknowledged) under.
         if !self.is_leader() {
             return Err(Error::NotLeaderOrFollower(format!(
                 "{}-{}",
@@ -366,7 +380,6 @@ impl Partition {
             )));
         }
         let leader_epoch = self.leader_epoch();
-        let mut state = self.write_state();
         let max_batch = state.log.config().max_message_bytes as usize;
         let headers = parse_batches(records, max_batch)?;
         if headers.is_empty() {
@@ -400,6 +413,7 @@ impl Partition {
                                 log_append_time: -1,
                                 log_start_offset: state.log.log_start_offset(),
                                 duplicate: true,
+                                leader_epoch,
                             });
                         }
                         continue;
@@ -430,6 +444,7 @@ impl Partition {
                     log_append_time: info.log_append_time,
                     log_start_offset: state.log.log_start_offset(),
                     duplicate: false,
+                    leader_epoch,
                 });
             }
         }

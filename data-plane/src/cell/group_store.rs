@@ -113,7 +113,7 @@ impl GroupStore for PartitionGroupStore {
             let end = partition.log_end_offset();
             if end > 0 && partition.high_watermark() < end {
                 partition
-                    .wait_for_hw_above(end - 1, LOAD_HW_TIMEOUT)
+                    .wait_for_hw_above(end - 1, epoch, LOAD_HW_TIMEOUT)
                     .await
                     .map_err(|e| GroupError::Unavailable(format!("loading: {e}")))?;
             }
@@ -132,10 +132,12 @@ impl GroupStore for PartitionGroupStore {
         }
         let appended = self.append_now(&records);
         let partition = self.partition.clone();
+        // `append_now` checks the append was made under this store's epoch.
+        let epoch = self.epoch;
         Box::pin(async move {
             let last = appended?;
             partition
-                .wait_for_hw_above(last, APPEND_TIMEOUT)
+                .wait_for_hw_above(last, epoch, APPEND_TIMEOUT)
                 .await
                 .map_err(|e| GroupError::Unavailable(e.to_string()))
         })

@@ -23,7 +23,8 @@ use crate::partition::Partition;
 /// What an acks=-1 answer waits for, per partition.
 enum Wait {
     Flush(oneshot::Receiver<Result<(), String>>),
-    Replicated(Arc<Partition>, i64),
+    /// The partition, the append's last offset and the leader epoch it was made under.
+    Replicated(Arc<Partition>, i64, i32),
 }
 
 /// Bounds on the produce `timeout_ms` a replicated acks=-1 waits for.
@@ -94,7 +95,8 @@ pub async fn handle(
                         broker.data_changed.notify_waiters();
                         if acks == -1 {
                             let last = outcome.last_offset;
-                            waits.push((at.0, at.1, Wait::Replicated(partition, last)));
+                            let epoch = outcome.leader_epoch;
+                            waits.push((at.0, at.1, Wait::Replicated(partition, last, epoch)));
                         }
                     } else if broker.durable_hw() {
                         if acks == -1 {
@@ -136,8 +138,8 @@ pub async fn handle(
                         part.error_message = Some(s("the write could not be made durable"));
                     }
                 }
-                Wait::Replicated(partition, last) => {
-                    if let Err(e) = partition.wait_for_hw_above(last, timeout).await {
+                Wait::Replicated(partition, last, epoch) => {
+                    if let Err(e) = partition.wait_for_hw_above(last, epoch, timeout).await {
                         (part.error_code, part.error_message) = error_fields(&e);
                     }
                 }
