@@ -370,16 +370,19 @@ impl Partition {
 
     /// Validate and append a produce request's records for this partition.
     pub fn append(&self, records: &[u8], now_ms: i64) -> Result<ProduceOutcome> {
-        let mut state = self.write_state();
-        // Read under the state lock, which a change of role also takes: the epoch stamped
-        // on the batches is the one the append is made (and later acknowledged) under.
+        let not_leader = || Error::NotLeaderOrFollower(format!("{}-{}", self.topic, self.index));
         if !self.is_leader() {
-            return Err(Error::NotLeaderOrFollower(format!(
-                "{}-{}",
-                self.topic, self.index
-            )));
+            return Err(not_leader());
         }
         let leader_epoch = self.leader_epoch();
+        // (The replica set's lock is not taken under the state lock: apply_assignment
+        // takes them the other way round.) A change of role stores its new epoch under
+        // the state lock, so an epoch unchanged here means this broker still leads, and
+        // the epoch stamped on the batches is the one the append is acknowledged under.
+        let mut state = self.write_state();
+        if self.leader_epoch() != leader_epoch {
+            return Err(not_leader());
+        }
         let max_batch = state.log.config().max_message_bytes as usize;
         let headers = parse_batches(records, max_batch)?;
         if headers.is_empty() {
@@ -559,5 +562,65 @@ impl Partition {
 
     pub fn producer_count(&self) -> usize {
         self.read_state().producers.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cell::group_store::encode_batch;
+    use crate::group::Record;
+
+    fn assign(p: &Partition, leader: i32, epoch: i32) {
+        p.apply_assignment(&PartitionRecord {
+            topic_id: p.topic_id.as_bytes().to_vec(),
+            partition: 0,
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+            leader,
+            leader_epoch: epoch,
+            partition_epoch: epoch,
+        })
+        .unwrap();
+    }
+
+    /// The failover bug of 2026-11-22: the leader moves between an acks=-1 append and the
+    /// start of its wait; this broker, now a follower, learns the new leader's high
+    /// watermark past the offset, which by then holds other records. The wait must fail.
+    #[tokio::test]
+    async fn an_append_is_not_acknowledged_by_the_next_leaders_high_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Partition::open_replica(
+            dir.path(),
+            "t",
+            Uuid::new_v4(),
+            0,
+            LogConfig::default(),
+            false,
+            1,
+        )
+        .unwrap();
+        assign(&p, 1, 0);
+        let batch = encode_batch(&[Record::GroupDelete { group: "g".into() }], 0).unwrap();
+        let appended = p.append(&batch, 0).unwrap();
+        assert_eq!(appended.leader_epoch, 0);
+        assign(&p, 2, 1);
+        p.set_high_watermark(appended.last_offset + 10);
+        let waited = p
+            .wait_for_hw_above(
+                appended.last_offset,
+                appended.leader_epoch,
+                Duration::from_secs(5),
+            )
+            .await;
+        assert!(
+            matches!(waited, Err(Error::NotLeaderOrFollower(_))),
+            "{waited:?}"
+        );
+        // And a follower refuses appends outright.
+        assert!(matches!(
+            p.append(&batch, 0),
+            Err(Error::NotLeaderOrFollower(_))
+        ));
     }
 }
