@@ -1020,25 +1020,10 @@ async fn a_service_account_with_read_on_one_topic_can_consume_it_and_nothing_els
 async fn kcat_produces_and_consumes_over_sasl_plain_and_scram() {
     let cell = two_tenant_cell().await;
     let bootstrap = cell.sasl_bootstrap();
-    // kcat's SASL flags for `key`/`secret` with `mechanism`, then `rest`.
-    let kcat_args = |mechanism: &str, key: &str, secret: &str, rest: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = vec!["-b".into(), bootstrap.clone()];
-        for x in [
-            "security.protocol=SASL_PLAINTEXT".to_string(),
-            format!("sasl.mechanisms={mechanism}"),
-            format!("sasl.username={key}"),
-            format!("sasl.password={secret}"),
-        ] {
-            v.push("-X".into());
-            v.push(x);
-        }
-        v.extend(rest.iter().map(|s| s.to_string()));
-        v
+    let kcat_args = |mechanism: &str, key: &str, secret: &str, rest: &[&str]| {
+        common::clients::kcat_sasl_args(&bootstrap, None, mechanism, key, secret, rest)
     };
-    let run = |args: Vec<String>, stdin: Option<&str>| {
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        common::clients::kcat(&refs, stdin)
-    };
+    let run = |args: Vec<String>, stdin: Option<&str>| common::clients::kcat(&args, stdin);
     // Written with SCRAM-SHA-256, read back with SCRAM-SHA-512 and with PLAIN.
     let produce = ["-P", "-t", "greetings", "-X", "acks=all"];
     run(
@@ -1066,8 +1051,7 @@ async fn kcat_produces_and_consumes_over_sasl_plain_and_scram() {
         "not-the-secret",
         &["-L", "-m", "10"],
     );
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let err = common::clients::kcat_fails(&refs);
+    let err = common::clients::kcat_fails(&args);
     assert!(err.contains("uthentication failed"), "{err}");
     // B's key sees no such topic.
     let listed = run(kcat_args("SCRAM-SHA-512", KEY_B, SECRET_B, &["-L"]), None);

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::cell::Cell;
-use common::clients::{consume_n, kcat, payload, sasl_config, sasl_ssl_config};
+use common::clients::{consume_n, kcat, kcat_sasl_args, payload, sasl_config, sasl_ssl_config};
 use common::control_plane::{ControlPlane, Db};
 use common::tls::TestCa;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -189,38 +189,16 @@ async fn rdkafka_and_kcat_work_over_sasl_ssl_and_bad_tls_clients_are_cut_off_alo
 
     // kcat (Debian's librdkafka, built with OpenSSL) round trip over SASL_SSL: written with
     // SASL/PLAIN, read back with SCRAM-SHA-512 (the proof exchange inside TLS).
-    let ca = cell.ca().to_str().unwrap().to_string();
-    let kcat_args = |mechanism: &str, rest: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = [
-            "-b",
-            &bootstrap,
-            "-X",
-            "security.protocol=SASL_SSL",
-            "-X",
-            &format!("ssl.ca.location={ca}"),
-            "-X",
-            &format!("sasl.mechanisms={mechanism}"),
-            "-X",
-            &format!("sasl.username={KEY_A}"),
-            "-X",
-            &format!("sasl.password={SECRET_A}"),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        v.extend(rest.iter().map(|s| s.to_string()));
-        v
+    let ca = cell.ca();
+    let kcat_args = |mechanism: &str, rest: &[&str]| {
+        kcat_sasl_args(&bootstrap, Some(ca), mechanism, KEY_A, SECRET_A, rest)
     };
-    let run = |args: Vec<String>, stdin: Option<&str>| {
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        kcat(&refs, stdin)
-    };
-    run(
-        kcat_args("PLAIN", &["-P", "-t", "greetings", "-X", "acks=all"]),
+    kcat(
+        &kcat_args("PLAIN", &["-P", "-t", "greetings", "-X", "acks=all"]),
         Some("hello\nover tls\n"),
     );
-    let out = run(
-        kcat_args(
+    let out = kcat(
+        &kcat_args(
             "SCRAM-SHA-512",
             &[
                 "-C",

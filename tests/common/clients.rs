@@ -151,9 +151,40 @@ pub fn idempotent_producer(addr: &str, extra: &[(&str, &str)]) -> FutureProducer
     c.create().expect("producer")
 }
 
+/// kcat's arguments to reach `bootstrap` as `key`/`secret` with SASL `mechanism`, over
+/// SASL_SSL trusting `ca` when given (else SASL_PLAINTEXT), followed by `rest`.
+pub fn kcat_sasl_args(
+    bootstrap: &str,
+    ca: Option<&Path>,
+    mechanism: &str,
+    key: &str,
+    secret: &str,
+    rest: &[&str],
+) -> Vec<String> {
+    let mut props = vec![match ca {
+        Some(_) => "security.protocol=SASL_SSL".to_string(),
+        None => "security.protocol=SASL_PLAINTEXT".to_string(),
+    }];
+    if let Some(ca) = ca {
+        props.push(format!("ssl.ca.location={}", ca.display()));
+    }
+    props.extend([
+        format!("sasl.mechanisms={mechanism}"),
+        format!("sasl.username={key}"),
+        format!("sasl.password={secret}"),
+    ]);
+    let mut v = vec!["-b".to_string(), bootstrap.to_string()];
+    for p in props {
+        v.push("-X".into());
+        v.push(p);
+    }
+    v.extend(rest.iter().map(|s| s.to_string()));
+    v
+}
+
 /// Run kcat (the system's, with its own librdkafka) with `args`, feeding `stdin`; its
 /// stdout, or a panic with its stderr when it fails or runs over 60 s.
-pub fn kcat(args: &[&str], stdin: Option<&str>) -> String {
+pub fn kcat<S: AsRef<str> + std::fmt::Debug>(args: &[S], stdin: Option<&str>) -> String {
     let out = kcat_output(args, stdin);
     assert!(
         out.status.success(),
@@ -164,17 +195,20 @@ pub fn kcat(args: &[&str], stdin: Option<&str>) -> String {
 }
 
 /// Run kcat (bounded) expecting it to fail; returns its stderr.
-pub fn kcat_fails(args: &[&str]) -> String {
+pub fn kcat_fails<S: AsRef<str> + std::fmt::Debug>(args: &[S]) -> String {
     let out = kcat_output(args, None);
     assert!(!out.status.success(), "kcat {args:?} succeeded");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn kcat_output(args: &[&str], stdin: Option<&str>) -> std::process::Output {
+fn kcat_output<S: AsRef<str> + std::fmt::Debug>(
+    args: &[S],
+    stdin: Option<&str>,
+) -> std::process::Output {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let mut child = Command::new("kcat")
-        .args(args)
+        .args(args.iter().map(AsRef::as_ref))
         // cargo points LD_LIBRARY_PATH at the bundled librdkafka it built for the rdkafka
         // crate (no SSL, no SCRAM); kcat must run on its own (Debian's 2.0.2).
         .env_remove("LD_LIBRARY_PATH")

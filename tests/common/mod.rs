@@ -34,6 +34,21 @@ pub struct BrokerProcess {
     _tmp: Option<tempfile::TempDir>,
 }
 
+/// The arguments that make a broker `node_id` of the cell of `controllers`, in `zone`.
+fn cell_mode(node_id: i32, controllers: &str, zone: &str) -> Vec<String> {
+    [
+        "--node-id",
+        &node_id.to_string(),
+        "--controllers",
+        controllers,
+        "--zone",
+        zone,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 impl BrokerProcess {
     /// Start a broker with a fresh data directory.
     pub fn start(extra_args: &[&str]) -> BrokerProcess {
@@ -47,19 +62,8 @@ impl BrokerProcess {
         zone: &str,
         extra_args: &[&str],
     ) -> BrokerProcess {
-        let mode = [
-            "--node-id",
-            &node_id.to_string(),
-            "--controllers",
-            controllers,
-            "--zone",
-            zone,
-            "--tenant",
-            "lkc-local",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut mode = cell_mode(node_id, controllers, zone);
+        mode.extend(["--tenant".to_string(), "lkc-local".to_string()]);
         Self::start_with(node_id, mode, extra_args, None, None)
     }
 
@@ -71,17 +75,7 @@ impl BrokerProcess {
         zone: &str,
         extra_args: &[&str],
     ) -> BrokerProcess {
-        let mode: Vec<String> = [
-            "--node-id",
-            &node_id.to_string(),
-            "--controllers",
-            controllers,
-            "--zone",
-            zone,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mode = cell_mode(node_id, controllers, zone);
         Self::start_with(
             node_id,
             mode,
@@ -102,17 +96,7 @@ impl BrokerProcess {
         cert: &Path,
         key: &Path,
     ) -> BrokerProcess {
-        let mode: Vec<String> = [
-            "--node-id",
-            &node_id.to_string(),
-            "--controllers",
-            controllers,
-            "--zone",
-            zone,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mode = cell_mode(node_id, controllers, zone);
         Self::start_with(
             node_id,
             mode,
