@@ -13,7 +13,7 @@ use std::sync::Once;
 use anyhow::{anyhow, Context, Result};
 use plotters::prelude::*;
 
-use crate::result::RunResult;
+use crate::result::{RunResult, SecondSample};
 
 const FONT: &str = "sans-serif";
 const SIZE: (u32, u32) = (1280, 720);
@@ -31,6 +31,16 @@ fn register_font() -> Result<()> {
             .map_err(|_| anyhow!("embedded DejaVu Sans could not be loaded"));
     });
     res
+}
+
+/// The points of one per-second figure of `series`. A 0 ms value means the second had no
+/// samples (recorded values are >= 1 us): it is left out, leaving a gap.
+fn per_second(series: &[SecondSample], f: fn(&SecondSample) -> f64) -> Vec<(f64, f64)> {
+    series
+        .iter()
+        .map(|x| (x.t_s, f(x)))
+        .filter(|&(_, y)| y > 0.0)
+        .collect()
 }
 
 /// One labelled line.
@@ -56,13 +66,7 @@ pub fn plot_files(inputs: &[PathBuf], out_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut lat = Vec::new();
     for (label, r) in &results {
         let s = &r.total.series;
-        // A 0 ms value means the second had no samples (recorded values are >= 1 us): leave a gap.
-        let pick = |f: fn(&crate::result::SecondSample) -> f64| {
-            s.iter()
-                .map(|x| (x.t_s, f(x)))
-                .filter(|&(_, y)| y > 0.0)
-                .collect()
-        };
+        let pick = |f| per_second(s, f);
         lat.push(Line {
             label: format!("{label} publish p50"),
             points: pick(|x| x.publish_p50_ms),
@@ -192,12 +196,7 @@ fn timeline_chart(path: &Path, results: &[(String, RunResult)]) -> Result<()> {
             points: a.rate_points(),
         });
         let s = &r.total.series;
-        let pick = |f: fn(&crate::result::SecondSample) -> f64| -> Vec<(f64, f64)> {
-            s.iter()
-                .map(|x| (x.t_s, f(x)))
-                .filter(|&(_, y)| y > 0.0)
-                .collect()
-        };
+        let pick = |f| per_second(s, f);
         lats.push(Line {
             label: format!("{label} publish p99 per second"),
             points: pick(|x| x.publish_p99_ms),
