@@ -9,12 +9,14 @@
 //! - [`stats`]: histograms, counters and rate math; [`collector`]: live windows -> results;
 //! - [`run`]: orchestration and the progress line; [`result`]: JSON result and summary text;
 //! - [`limits`]: what the machine can do (loopback TCP, disk write and fsync) for ratios;
+//!   [`commit_floor`]: the disk's acks=-1 latency floor, taken beside a latency run;
 //! - [`timeline`]: acks per 100 ms and the longest gap (failover); [`verify`]: record ids and the read-back;
 //! - [`provision`]: topics for many tenants with bounded concurrency;
 //! - [`plot`]: PNG charts from result files; [`mock`]: librdkafka's in-process mock cluster for self-tests.
 
 pub mod clients;
 pub mod collector;
+pub mod commit_floor;
 pub mod consumer;
 pub mod limits;
 pub mod mock;

@@ -2,6 +2,7 @@
 //! result; `loadtest plot` turns result files into PNG charts. Flags override the YAML workload.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -41,6 +42,24 @@ enum Cmd {
         /// Seconds per probe.
         #[arg(long, default_value_t = 10)]
         secs: u64,
+        /// Where to write the JSON result.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The disk's acks=-1 latency floor: chunks written to FILES files at RATE, group-commit
+    /// rounds back to back, each chunk's wait to the end of the first round covering it.
+    CommitFloor {
+        /// Directory on the disk the broker's data would use (probe files are removed after).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        /// Files written side by side (partitions).
+        #[arg(long, default_value_t = 8)]
+        files: usize,
+        /// Total write rate in MB/s (10^6 bytes).
+        #[arg(long, default_value_t = 50.0)]
+        rate_mb_s: f64,
         /// Where to write the JSON result.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -272,6 +291,25 @@ fn main() -> Result<()> {
             print!("{}", limits.summary());
             if let Some(out) = out {
                 std::fs::write(&out, serde_json::to_vec_pretty(&limits)?)
+                    .with_context(|| format!("write {}", out.display()))?;
+            }
+        }
+        Cmd::CommitFloor {
+            dir,
+            secs,
+            files,
+            rate_mb_s,
+            out,
+        } => {
+            let floor = loadtest::commit_floor::measure(
+                &dir,
+                files,
+                rate_mb_s * loadtest::stats::MB,
+                Duration::from_secs(secs.max(1)),
+            )?;
+            print!("{}", floor.summary());
+            if let Some(out) = out {
+                std::fs::write(&out, serde_json::to_vec_pretty(&floor)?)
                     .with_context(|| format!("write {}", out.display()))?;
             }
         }
