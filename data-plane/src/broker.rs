@@ -232,6 +232,7 @@ impl Broker {
         };
         let max_connections = config.max_connections;
         let config_quota = config.quota.clone();
+        let data_changed = Arc::new(Notify::new());
         let broker = Arc::new(Broker {
             cell,
             request_memory: Arc::new(Semaphore::new(
@@ -243,8 +244,8 @@ impl Broker {
             plaintext_tenant,
             topics,
             admin: tokio::sync::Mutex::new(()),
-            flusher: Arc::new(Flusher::default()),
-            data_changed: Arc::new(Notify::new()),
+            flusher: Flusher::new(data_changed.clone()),
+            data_changed,
             producer_ids,
             groups,
             auth_failures: FailureLimiter::default(),
@@ -253,12 +254,7 @@ impl Broker {
             usage: crate::usage::Usage::default(),
             next_connection_id: std::sync::atomic::AtomicU64::new(1),
         });
-        tokio::spawn(
-            broker
-                .flusher
-                .clone()
-                .run(broker.data_changed.clone(), shutdown.clone()),
-        );
+        tokio::spawn(broker.flusher.clone().run(shutdown.clone()));
         tokio::spawn(retention_loop(broker.clone(), shutdown.clone()));
         tokio::spawn(quota_loop(broker.clone(), shutdown.clone()));
         if let Some(cell) = &broker.cell {
