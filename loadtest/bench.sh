@@ -165,7 +165,7 @@ def peer_row(name, what, trib):
     t = json.load(open(path))["total"]; tp = t["publish_latency"]; bp = trib["publish_latency"]
     ratio = f"Tributary / Tansu: {trib['publish_mb_s']/max(t['publish_mb_s'], 1e-9):.2f}x the rate"
     if "50 MB/s" in what:
-        ratio += f", {bp['p99_ms']/max(tp['p99_ms'], 1e-9):.2f}x the publish p99 (lower is better)"
+        ratio += f", {bp['p99_ms']/max(tp['p99_ms'], 1e-9):.2g}x the publish p99 (lower is better)"
     print(f"| Tansu {tansu_version} (SQLite), {what} | {t['publish_mb_s']:.1f} MB/s; publish p50 {tp['p50_ms']:.1f} / p99 {tp['p99_ms']:.1f} / max {tp['max_ms']:.0f} ms | {ratio} |")
 if peer == "1":
     peer_row("peer-max-acks1", "acks=1, max rate", m)
