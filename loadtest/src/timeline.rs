@@ -140,23 +140,18 @@ impl AckTrack {
                 }
             }
         }
-        sort_gaps(&mut listed);
-        let worst = listed.first().cloned().unwrap_or_default();
-        AckTimeline {
-            bucket_ms: BUCKET_MS,
-            start_s: secs(self.origin_us),
-            acked: self.buckets[..used].to_vec(),
-            longest_gap_ms: all.longest_us as f64 / 1000.0,
-            longest_gap_from_s: if all.longest_us > 0 {
-                secs(all.longest_from_us)
-            } else {
-                0.0
-            },
-            longest_partition_gap_ms: worst.ms,
-            longest_partition_gap_from_s: worst.from_s,
-            longest_partition_gap_at: worst.partition,
-            partition_gaps: listed,
-        }
+        let from_s = if all.longest_us > 0 {
+            secs(all.longest_from_us)
+        } else {
+            0.0
+        };
+        AckTimeline::with_partition_gaps(
+            BUCKET_MS,
+            secs(self.origin_us),
+            self.buckets[..used].to_vec(),
+            (all.longest_us as f64 / 1000.0, from_s),
+            listed,
+        )
     }
 }
 
@@ -238,10 +233,7 @@ impl AckTimeline {
         let bucket_ms = all[0].bucket_ms;
         let start_s = all[0].start_s;
         // Partitions belong to one tenant each: their gaps are exact.
-        let mut listed: Vec<PartitionGap> =
-            all.iter().flat_map(|t| t.partition_gaps.clone()).collect();
-        sort_gaps(&mut listed);
-        let worst = listed.first().cloned().unwrap_or_default();
+        let listed: Vec<PartitionGap> = all.iter().flat_map(|t| t.partition_gaps.clone()).collect();
         let (mut best, mut best_from, mut run, mut run_from) = (0usize, 0usize, 0usize, 0usize);
         let mut seen = false;
         for (i, &n) in acked.iter().enumerate() {
@@ -259,20 +251,37 @@ impl AckTimeline {
                 run += 1;
             }
         }
+        let from_s = if best > 0 {
+            start_s + (best_from as u64 * bucket_ms) as f64 / 1000.0
+        } else {
+            0.0
+        };
+        let longest = ((best as u64 * bucket_ms) as f64, from_s);
+        AckTimeline::with_partition_gaps(bucket_ms, start_s, acked, longest, listed)
+    }
+
+    /// A timeline whose longest gap over all partitions is `longest` (ms, from s); the
+    /// partitions' gaps are sorted and cut to [`MAX_LISTED_PARTITIONS`], and the first of them
+    /// is the longest one on a single partition.
+    fn with_partition_gaps(
+        bucket_ms: u64,
+        start_s: f64,
+        acked: Vec<u32>,
+        longest: (f64, f64),
+        mut partition_gaps: Vec<PartitionGap>,
+    ) -> AckTimeline {
+        sort_gaps(&mut partition_gaps);
+        let worst = partition_gaps.first().cloned().unwrap_or_default();
         AckTimeline {
             bucket_ms,
             start_s,
             acked,
-            longest_gap_ms: (best as u64 * bucket_ms) as f64,
-            longest_gap_from_s: if best > 0 {
-                start_s + (best_from as u64 * bucket_ms) as f64 / 1000.0
-            } else {
-                0.0
-            },
+            longest_gap_ms: longest.0,
+            longest_gap_from_s: longest.1,
             longest_partition_gap_ms: worst.ms,
             longest_partition_gap_from_s: worst.from_s,
             longest_partition_gap_at: worst.partition,
-            partition_gaps: listed,
+            partition_gaps,
         }
     }
 }
