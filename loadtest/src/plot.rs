@@ -231,22 +231,13 @@ fn timeline_chart(path: &Path, results: &[(String, RunResult)]) -> Result<()> {
             events.push((e.at_s, event_label(e)));
         }
     }
-    let all = rates.iter().chain(&lats).flat_map(|l| l.points.iter());
-    let (mut x0, mut x1) = (f64::MAX, f64::MIN);
-    for &(x, _) in all {
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-    }
-    for &(x, _) in &events {
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-    }
-    if x0 > x1 {
-        (x0, x1) = (0.0, 1.0);
-    }
-    if x1 - x0 < 1e-9 {
-        x1 = x0 + 1.0;
-    }
+    let (x0, x1) = x_range(
+        rates
+            .iter()
+            .chain(&lats)
+            .flat_map(|l| l.points.iter().map(|p| p.0))
+            .chain(events.iter().map(|e| e.0)),
+    );
     let r1 = rates
         .iter()
         .flat_map(|l| l.points.iter().map(|p| p.1))
@@ -259,15 +250,12 @@ fn timeline_chart(path: &Path, results: &[(String, RunResult)]) -> Result<()> {
         .fold(0.0f64, f64::max)
         .max(1.0)
         * 1.5;
-    let l0 = lats
-        .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.1))
-        .fold(f64::MAX, f64::min);
-    let l0 = if l0 > 0.0 && l0 < l1 {
-        l0 * 0.8
-    } else {
-        l1 / 1000.0
-    };
+    let l0 = log_floor(
+        lats.iter()
+            .flat_map(|l| l.points.iter().map(|p| p.1))
+            .fold(f64::MAX, f64::min),
+        l1,
+    );
 
     let root = BitMapBackend::new(path, (SIZE.0, SIZE.1 + 280)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
@@ -301,17 +289,8 @@ fn timeline_chart(path: &Path, results: &[(String, RunResult)]) -> Result<()> {
             Rectangle::new([(x, y - 6), (x + 20, y + 6)], color.mix(0.3).filled())
         });
     }
-    for (i, l) in rates.iter().enumerate() {
-        // Palette colour 0 is a red, kept for the events.
-        let color = Palette99::pick(i + 1).to_rgba();
-        c.draw_series(LineSeries::new(
-            l.points.iter().copied(),
-            color.stroke_width(2),
-        ))
-        .map_err(|e| err(&e))?
-        .label(l.label.clone())
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-    }
+    // Palette colour 0 is a red, kept for the events.
+    draw_lines(&mut c, &rates, 1).map_err(|e| err(&e))?;
     for (at, label) in &events {
         c.draw_series(std::iter::once(PathElement::new(
             vec![(*at, 0.0), (*at, r1)],
@@ -325,13 +304,7 @@ fn timeline_chart(path: &Path, results: &[(String, RunResult)]) -> Result<()> {
         )))
         .map_err(|e| err(&e))?;
     }
-    c.configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
-        .label_font((FONT, 16))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
+    draw_legend(&mut c, SeriesLabelPosition::LowerLeft).map_err(|e| err(&e))?;
 
     let mut c = ChartBuilder::on(&bottom)
         .margin(20)
@@ -345,16 +318,7 @@ fn timeline_chart(path: &Path, results: &[(String, RunResult)]) -> Result<()> {
         .label_style((FONT, 16))
         .draw()
         .map_err(|e| err(&e))?;
-    for (i, l) in lats.iter().enumerate() {
-        let color = Palette99::pick(i + rates.len() + 1).to_rgba();
-        c.draw_series(LineSeries::new(
-            l.points.iter().copied(),
-            color.stroke_width(2),
-        ))
-        .map_err(|e| err(&e))?
-        .label(l.label.clone())
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-    }
+    draw_lines(&mut c, &lats, rates.len() + 1).map_err(|e| err(&e))?;
     for (at, _) in &events {
         c.draw_series(std::iter::once(PathElement::new(
             vec![(*at, l0), (*at, l1)],
@@ -363,13 +327,7 @@ fn timeline_chart(path: &Path, results: &[(String, RunResult)]) -> Result<()> {
         .map_err(|e| err(&e))?;
     }
     if !lats.is_empty() {
-        c.configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FONT, 16))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| err(&e))?;
+        draw_legend(&mut c, SeriesLabelPosition::UpperLeft).map_err(|e| err(&e))?;
     }
     root.present().map_err(|e| err(&e))?;
     Ok(())
@@ -412,30 +370,11 @@ struct Spec {
 
 fn chart(path: &Path, spec: &Spec, lines: &[Line]) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, 0.0f64);
-    for &(x, y) in lines.iter().flat_map(|l| l.points.iter()) {
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-        y0 = y0.min(y);
-        y1 = y1.max(y);
-    }
-    if x0 > x1 {
-        (x0, x1) = (0.0, 1.0);
-    }
-    if x1 - x0 < 1e-9 {
-        x1 = x0 + 1.0;
-    }
+    let points = || lines.iter().flat_map(|l| l.points.iter());
+    let (x0, x1) = x_range(points().map(|p| p.0));
+    let (y0, y1) = points().fold((f64::MAX, 0.0f64), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
     let y1 = if y1 <= 0.0 { 1.0 } else { y1 * 1.1 };
-    let y0 = if spec.log_y {
-        // Log axes need a positive floor; start a little under the smallest value.
-        if y0 > 0.0 && y0 < y1 {
-            y0 * 0.8
-        } else {
-            y1 / 1000.0
-        }
-    } else {
-        0.0
-    };
+    let y0 = if spec.log_y { log_floor(y0, y1) } else { 0.0 };
 
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
@@ -458,28 +397,9 @@ fn chart(path: &Path, spec: &Spec, lines: &[Line]) -> Result<()> {
                 mesh.x_labels(MAX_NINES as usize + 1).x_label_formatter(f);
             }
             mesh.draw().map_err(|e| err(&e))?;
-            for (i, l) in lines.iter().enumerate() {
-                let color = Palette99::pick(i).to_rgba();
-                let series = c
-                    .draw_series(LineSeries::new(
-                        l.points.iter().copied(),
-                        color.stroke_width(2),
-                    ))
-                    .map_err(|e| err(&e))?;
-                if i < MAX_LEGEND {
-                    series.label(l.label.clone()).legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                    });
-                }
-            }
+            draw_lines(&mut c, lines, 0).map_err(|e| err(&e))?;
             if !lines.is_empty() {
-                c.configure_series_labels()
-                    .position(spec.legend.clone())
-                    .label_font((FONT, 16))
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK)
-                    .draw()
-                    .map_err(|e| err(&e))?;
+                draw_legend(&mut c, spec.legend.clone()).map_err(|e| err(&e))?;
             }
         }};
     }
@@ -490,6 +410,70 @@ fn chart(path: &Path, spec: &Spec, lines: &[Line]) -> Result<()> {
     }
     root.present().map_err(|e| err(&e))?;
     Ok(())
+}
+
+/// The x axis over `xs`: their span, or 0..1 when there are none, at least 1 wide.
+fn x_range(xs: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (x0, x1) = xs.fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(x), hi.max(x)));
+    if x0 > x1 {
+        (0.0, 1.0)
+    } else if x1 - x0 < 1e-9 {
+        (x0, x0 + 1.0)
+    } else {
+        (x0, x1)
+    }
+}
+
+/// Where a log axis topping at `max` starts: a little under the smallest value `min`, or three
+/// decades down when that is not positive (log axes need a positive floor).
+fn log_floor(min: f64, max: f64) -> f64 {
+    if min > 0.0 && min < max {
+        min * 0.8
+    } else {
+        max / 1000.0
+    }
+}
+
+/// `lines` in palette colours from `first_color` on; the first [`MAX_LEGEND`] get a legend entry.
+fn draw_lines<'a, DB, CT>(
+    c: &mut ChartContext<'a, DB, CT>,
+    lines: &[Line],
+    first_color: usize,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate<From = (f64, f64)>,
+{
+    for (i, l) in lines.iter().enumerate() {
+        let color = Palette99::pick(first_color + i).to_rgba();
+        let series = c.draw_series(LineSeries::new(
+            l.points.iter().copied(),
+            color.stroke_width(2),
+        ))?;
+        if i < MAX_LEGEND {
+            series.label(l.label.clone()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The legend box, the same on every chart.
+fn draw_legend<'a, DB, CT>(
+    c: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+{
+    c.configure_series_labels()
+        .position(position)
+        .label_font((FONT, 16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
 }
 
 #[cfg(test)]
