@@ -33,13 +33,27 @@ fn register_font() -> Result<()> {
     res
 }
 
+/// One figure of a second's sample (a latency percentile, in ms).
+type Figure = fn(&SecondSample) -> f64;
+
 /// The points of one per-second figure of `series`. A 0 ms value means the second had no
 /// samples (recorded values are >= 1 us): it is left out, leaving a gap.
-fn per_second(series: &[SecondSample], f: fn(&SecondSample) -> f64) -> Vec<(f64, f64)> {
+fn per_second(series: &[SecondSample], f: Figure) -> Vec<(f64, f64)> {
     series
         .iter()
         .map(|x| (x.t_s, f(x)))
         .filter(|&(_, y)| y > 0.0)
+        .collect()
+}
+
+/// One line per `(name, figure)` of `series`, labelled `"{label} {name}"`.
+fn per_second_lines(label: &str, series: &[SecondSample], figures: &[(&str, Figure)]) -> Vec<Line> {
+    figures
+        .iter()
+        .map(|&(name, f)| Line {
+            label: format!("{label} {name}"),
+            points: per_second(series, f),
+        })
         .collect()
 }
 
@@ -65,24 +79,16 @@ pub fn plot_files(inputs: &[PathBuf], out_dir: &Path) -> Result<Vec<PathBuf>> {
 
     let mut lat = Vec::new();
     for (label, r) in &results {
-        let s = &r.total.series;
-        let pick = |f| per_second(s, f);
-        lat.push(Line {
-            label: format!("{label} publish p50"),
-            points: pick(|x| x.publish_p50_ms),
-        });
-        lat.push(Line {
-            label: format!("{label} publish p99"),
-            points: pick(|x| x.publish_p99_ms),
-        });
-        lat.push(Line {
-            label: format!("{label} e2e p50"),
-            points: pick(|x| x.e2e_p50_ms),
-        });
-        lat.push(Line {
-            label: format!("{label} e2e p99"),
-            points: pick(|x| x.e2e_p99_ms),
-        });
+        lat.extend(per_second_lines(
+            label,
+            &r.total.series,
+            &[
+                ("publish p50", |x| x.publish_p50_ms),
+                ("publish p99", |x| x.publish_p99_ms),
+                ("e2e p50", |x| x.e2e_p50_ms),
+                ("e2e p99", |x| x.e2e_p99_ms),
+            ],
+        ));
     }
     let path = out_dir.join("latency-over-time.png");
     chart(
@@ -195,16 +201,14 @@ fn timeline_chart(path: &Path, results: &[(String, RunResult)]) -> Result<()> {
             label: format!("{label} acked msgs/s (per {} ms)", a.bucket_ms),
             points: a.rate_points(),
         });
-        let s = &r.total.series;
-        let pick = |f| per_second(s, f);
-        lats.push(Line {
-            label: format!("{label} publish p99 per second"),
-            points: pick(|x| x.publish_p99_ms),
-        });
-        lats.push(Line {
-            label: format!("{label} publish max per second"),
-            points: pick(|x| x.publish_max_ms),
-        });
+        lats.extend(per_second_lines(
+            label,
+            &r.total.series,
+            &[
+                ("publish p99 per second", |x| x.publish_p99_ms),
+                ("publish max per second", |x| x.publish_max_ms),
+            ],
+        ));
         if a.longest_partition_gap_ms > 0.0 {
             gaps.push((
                 a.longest_partition_gap_from_s,
